@@ -1,0 +1,25 @@
+# bnface-caffe: every entry point. `make demo` and `make test` set up .venv themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo proto nets solvers generated clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Regenerate the committed schema module (needs grpcio-tools, a test dependency).
+proto: $(STAMP)
+	$(PY) -m bnface_caffe.proto.regenerate
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
