@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo proto nets solvers generated clean
+.PHONY: install test demo proto nets solvers lrplot clean
 
 install: $(STAMP)
 
@@ -20,6 +20,17 @@ test: $(STAMP)
 # Regenerate the committed schema module (needs grpcio-tools, a test dependency).
 proto: $(STAMP)
 	$(PY) -m bnface_caffe.proto.regenerate
+
+# The committed prototxt/ and solvers/ (a test fails when they are stale).
+nets: $(STAMP)
+	$(PY) -m bnface_caffe.generated nets
+solvers: $(STAMP)
+	$(PY) -m bnface_caffe.generated solvers
+
+# The four paper schedules over their max_iter.
+lrplot: $(STAMP)
+	$(PY) tools/plot_lr.py solvers/original.prototxt solvers/long_step.prototxt \
+	    solvers/short_step.prototxt solvers/multistep.prototxt -o results/lr_schedules.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -41,6 +41,11 @@ def write_text(msg, path):
     _atomic_write(path, format_text(msg).encode())
 
 
+def write_bytes(path, data):
+    """Write raw bytes atomically (temporary file + rename)."""
+    _atomic_write(path, data)
+
+
 def parse_binary(data, message_cls, source="<bytes>"):
     msg = message_cls()
     try:

@@ -1,0 +1,35 @@
+"""tools/plot_lr.py: draw solver prototxts' learning-rate schedules (log scale)."""
+import argparse
+import os
+
+from .. import prototxt
+from ..errors import UserError
+from ..proto import caffe_pb2
+from ..schedules import check
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="plot_lr.py", description=__doc__.split(":", 1)[1].strip())
+    p.add_argument("solvers", nargs="+", help="solver prototxt files")
+    p.add_argument("-o", "--output", default="lr.png", help="PNG or SVG (default lr.png)")
+    p.add_argument("--label", action="append", help="run label, once per solver (default: file name)")
+    return p
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    if args.label and len(args.label) != len(args.solvers):
+        raise UserError(f"--label given {len(args.label)} times for {len(args.solvers)} solvers")
+    solvers = []
+    for path in args.solvers:
+        solver = prototxt.read_text(path, caffe_pb2.SolverParameter)
+        check(solver, source=path)
+        if solver.max_iter <= 0:
+            raise UserError(f"{path}: max_iter is not set; the plot spans 0..max_iter")
+        solvers.append(solver)
+    labels = args.label or [os.path.splitext(os.path.basename(p))[0] for p in args.solvers]
+    from ..schedule_plot import plot_schedules  # matplotlib only when needed
+
+    plot_schedules(solvers, labels, args.output)
+    print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,31 @@
+"""Shared test helpers."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tool(tool, *args, cwd=None, timeout=300, env=None):
+    """Run tools/<tool>.py with this interpreter; returns the CompletedProcess."""
+    cmd = [sys.executable, os.path.join(ROOT, "tools", f"{tool}.py"), *map(str, args)]
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    return subprocess.run(cmd, cwd=cwd or ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def assert_one_line_error(result, *fragments):
+    """Bad input contract: exit 2, one stderr line, no traceback, naming what is wrong."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def tool():
+    return run_tool

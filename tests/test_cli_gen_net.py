@@ -1,0 +1,21 @@
+"""tools/gen_net.py end to end."""
+from bnface_caffe import prototxt
+from bnface_caffe.proto import caffe_pb2
+from conftest import assert_one_line_error, run_tool
+
+
+def test_writes_parseable_prototxt_to_file_and_stdout(tmp_path):
+    out = tmp_path / "bn.prototxt"
+    result = run_tool("gen_net", "--bn", "--num-classes", 7, "--widths", "8,16,16,32,24,48,40,80", "-o", out)
+    assert result.returncode == 0, result.stderr
+    net = prototxt.read_text(str(out), caffe_pb2.NetParameter)
+    fc = next(l for l in net.layer if l.type == "InnerProduct")
+    assert fc.inner_product_param.num_output == 7
+    stdout = run_tool("gen_net", "--deploy").stdout
+    assert prototxt.parse_text(stdout, caffe_pb2.NetParameter).layer[-1].name == "prob"
+
+
+def test_bad_widths_and_input_size_are_one_line_errors():
+    assert_one_line_error(run_tool("gen_net", "--widths", "32,64,64"), "--widths needs 8")
+    assert_one_line_error(run_tool("gen_net", "--widths", "32,64,64,128,96,192,160,-1"), "positive")
+    assert_one_line_error(run_tool("gen_net", "--input-size", "48"), "6x6 before the 7x7")
