@@ -1,0 +1,114 @@
+"""`caffe train` on the engine: build the solver and its nets, then run the loop.
+
+The order is tools/caffe.cpp train() and Solver::Init's: read and check the solver → device
+→ seed (random_seed + rank, before any net is built, so fillers repeat) → train net, its
+weights → test nets, their weights → resume or fine-tune → "Starting Optimization" → Solve.
+"""
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..proto import caffe_pb2
+from . import snapshot, solver_setup, trainlog
+from .distributed import World
+from .loop import Loop
+from .signals import NoSignals, SignalActions
+from .solver import Solver
+
+
+@dataclass
+class TrainOptions:
+    solver_path: str
+    weights: str = None        # comma-separated caffemodels to fine-tune from
+    snapshot: str = None       # a .solverstate to resume from
+    device: str = "cpu"        # "cpu" or "cuda:N"
+    fast: bool = False         # the Net's opt-in fast mode (not bit-faithful)
+    sigint_effect: str = "stop"
+    sighup_effect: str = "snapshot"
+    level: int = 0             # caffe train --level / --stage: added to train_state
+    stages: tuple = ()
+    param: object = None       # the SolverParameter, if the caller already read it
+
+
+def seed_everything(seed):
+    """Caffe::set_random_seed: fillers and the data layer's RNGs repeat from here."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def build(opts, world):
+    """(solver param, Solver, train net, test nets), logging as Solver::Init does."""
+    from .net import Net   # the engine's Net (engine nets issue)
+    if opts.snapshot and opts.weights:
+        raise UserError("give --snapshot to resume training or --weights to fine-tune, not both")
+    param = opts.param
+    if param is None:
+        param = solver_setup.read_solver(opts.solver_path, log=world.is_root)
+    param = caffe_pb2.SolverParameter.FromString(param.SerializeToString())   # ours to edit
+    param.train_state.level = opts.level
+    param.train_state.stage.extend(opts.stages)
+    if opts.snapshot:
+        param.ClearField("weights")
+    elif opts.weights:
+        param.ClearField("weights")
+        param.weights.append(opts.weights)
+    if world.is_root:
+        trainlog.initializing_solver(solver_debug_string(param))
+        solver_setup.prepare_snapshot_dir(param)
+    if param.random_seed >= 0:
+        seed_everything(param.random_seed + world.rank)
+    train_param, origin = solver_setup.train_net(param, opts.solver_path)
+    if world.is_root:
+        trainlog.creating_train_net(origin)
+    net = _make_net(Net, train_param, opts)
+    for weights in param.weights:
+        snapshot.load_weights([net], weights)
+    test_nets = []
+    if world.is_root:      # only the root solver tests (Caffe: test nets on the root only)
+        for i, (test_param, source) in enumerate(solver_setup.test_nets(param, opts.solver_path)):
+            trainlog.creating_test_net(i, source)
+            test_nets.append(_make_net(Net, test_param, opts))
+            for weights in param.weights:
+                snapshot.load_weights([test_nets[-1]], weights)
+        trainlog.scaffolding_done()
+    return param, Solver(param, net), net, test_nets
+
+
+def _make_net(Net, net_param, opts):
+    phase, stages, level = solver_setup.net_state_args(net_param)
+    return Net(net_param, phase=phase, stages=stages, level=level, device=opts.device,
+               fast=opts.fast)
+
+
+def solver_debug_string(param):
+    from .. import prototxt
+    return prototxt.format_text(param)
+
+
+def train(opts, observer=None):
+    """Train as `caffe train` would; returns the Loop (its solver holds the final state).
+    Raises UserError on bad input and loop.TrainingDiverged on a non-finite loss."""
+    world = World(opts.device)
+    try:
+        param, solver, net, test_nets = build(opts, world)
+        actions = (SignalActions(opts.sigint_effect, opts.sighup_effect) if world.is_root
+                   else NoSignals())
+        with actions:
+            if opts.snapshot:
+                if world.is_root:
+                    trainlog.resuming_from(opts.snapshot)
+                snapshot.restore(solver, net, opts.snapshot)
+            if world.is_root:
+                trainlog.starting_optimization()
+            world.broadcast_tensors(solver.datas + solver.history)
+            loop = Loop(solver, net, test_nets, actions, world, observer)
+            loop.solve()
+        if world.is_root:
+            trainlog.tool_optimization_done()
+        return loop
+    finally:
+        world.close()
