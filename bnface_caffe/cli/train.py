@@ -156,11 +156,14 @@ def main(argv):
     bar = None
     try:
         with (backends.stderr_also_to(args.log) if backend == "caffe" else nullcontext()):
-            param = solver_setup.read_solver(args.solver, log=rank == 0)
-            # Nets and LMDBs are checked before anything heavy starts.
+            # The solver, its nets and LMDBs are checked, silently, before anything is
+            # logged or started; then read again to log what Caffe logs while reading.
+            param = solver_setup.read_solver(args.solver, log=False)
             train_param, _ = solver_setup.train_net(param, args.solver)
             solver_setup.check_data_sources([(train_param, f"{args.solver}: train net")]
                                             + solver_setup.test_nets(param, args.solver))
+            if rank == 0:
+                param = solver_setup.read_solver(args.solver, log=True)
             if rank == 0 and sys.stderr.isatty() and backend == "engine":
                 bar = ProgressBar(param.max_iter)
                 glog.log.stderr = False
