@@ -94,8 +94,9 @@ class Loop:
             loss /= f32(p.iter_size)
             self.update_smoothed_loss(loss, start_iter)
             if display_now and root:
-                lapse = time.perf_counter() - timer
-                per_s = (it - self.iterations_last) / (lapse or 1)
+                # Caffe's CPU Timer counts whole milliseconds, in a float.
+                lapse = f32(int((time.perf_counter() - timer) * 1000) / 1000)
+                per_s = f32(it - self.iterations_last) / (lapse if lapse else f32(1))
                 trainlog.iteration(it, per_s, lapse, p.display, self.smoothed_loss)
                 timer, self.iterations_last = time.perf_counter(), it
                 self.log_outputs(net, trainlog.train_output)

@@ -1,0 +1,7 @@
+"""The Caffe-faithful engine: Caffe nets executed with PyTorch ops.
+
+    from bnface_caffe.engine import Net, read_net
+    net = Net(read_net("deploy.prototxt"), phase=caffe_pb2.TEST)
+"""
+from .io import read_caffemodel, read_net, write_caffemodel  # noqa: F401
+from .net import Net, Param  # noqa: F401

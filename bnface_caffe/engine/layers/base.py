@@ -1,0 +1,92 @@
+"""The Layer base class and the type registry.
+
+A layer mirrors Caffe's Layer: `setup` (LayerSetUp: read the parameters, make
+the parameter blobs), `reshape` (top shapes from bottom shapes, with Caffe's
+checks) and `forward` (torch ops on tensors). Backward is torch autograd; a
+layer whose gradient differs from what autograd would give wraps its own
+torch.autograd.Function. Adding a layer = one class with @register + one test.
+"""
+import torch
+
+from ...errors import UserError
+from ...glog import log
+from .. import fillers
+from ..blobs import proto_shape, proto_shape_matches, proto_to_array, shape_string
+
+LAYERS = {}
+
+
+def register(cls):
+    LAYERS[cls.type] = cls
+    return cls
+
+
+def create_layer(param, phase, where=""):
+    cls = LAYERS.get(param.type)
+    if cls is None:
+        what = f"unknown layer type '{param.type}'" if param.type else "no layer type given"
+        raise UserError(f"{where}layer '{param.name}': {what}; the engine supports "
+                        f"{', '.join(sorted(LAYERS))}")
+    return cls(param, phase)
+
+
+class Layer:
+    type = ""
+    bottoms = (1, 1)       # (min, max) bottom count; max None = any number
+    tops = (1, 1)          # (min, max) top count
+    loss_layer = False     # Caffe's LossLayer: loss_weight 1 on top 0 by default, auto top
+    in_place_ok = True
+    learnable = True       # False: blobs are statistics, never differentiated (BatchNorm)
+
+    def __init__(self, param, phase):
+        self.param = param          # our own copy; setup may add loss_weight / ParamSpec
+        self.name = param.name
+        self.phase = phase
+        self.blobs = []             # torch tensors in Caffe's blob order
+        self.param_grad = []        # per blob: this layer computes its gradient (lr_mult != 0)
+        self.fast = False           # set by Net: fast (autocast) mode
+        self.device = "cpu"         # set by Net: where tops made from nothing (data) go
+
+    # -- helpers -------------------------------------------------------------------
+    def error(self, message):
+        return UserError(f"layer '{self.name}' ({self.type}): {message}")
+
+    def make_blobs(self, specs):
+        """Create the parameter blobs from [(shape, FillerParameter)], or take the
+        ones the LayerParameter already carries (Caffe: 'Skipping parameter
+        initialization'), checking their shapes."""
+        if len(self.param.blobs):
+            log.info("layer.cpp:0", "Skipping parameter initialization")
+            if len(self.param.blobs) != len(specs):
+                raise self.error(f"the layer definition carries {len(self.param.blobs)} blobs, "
+                                 f"expected {len(specs)}")
+            self.blobs = []
+            for i, (shape, _) in enumerate(specs):
+                blob = self.param.blobs[i]
+                if not proto_shape_matches(blob, shape):
+                    raise self.error(f"blob {i} has shape {shape_string(proto_shape(blob))}, "
+                                     f"expected {shape_string(shape)}")
+                self.blobs.append(torch.from_numpy(proto_to_array(blob).reshape(shape).copy()))
+        else:
+            self.blobs = [fillers.fill(f, shape, where=f"layer '{self.name}'") for shape, f in specs]
+
+    def weight(self, i):
+        """Blob i as this layer computes with it: detached when this layer must not
+        produce its gradient (lr_mult 0 here while a sharer learns it)."""
+        blob = self.blobs[i]
+        return blob if self.param_grad[i] else blob.detach()
+
+    # -- the Caffe layer interface ---------------------------------------------------
+    def setup(self, bottom_shapes):
+        """LayerSetUp: read parameters, create blobs."""
+
+    def reshape(self, bottom_shapes):
+        """Top shapes (tuples) from bottom shapes; raise self.error(...) on a mismatch."""
+        raise NotImplementedError
+
+    def forward(self, bottoms):
+        """List of top tensors from the list of bottom tensors."""
+        raise NotImplementedError
+
+    def allow_force_backward(self, bottom_index):
+        return True

@@ -1,0 +1,113 @@
+"""BatchNorm (batch_norm_layer.cpp) and LRN (lrn_layer.cpp).
+
+BatchNorm keeps Caffe's three blobs: [0] running sum of means, [1] running sum of
+(m/(m-1))-corrected variances, [2] the moving-average normaliser ("scale
+factor"). TRAIN (use_global_stats false, the TRAIN default) normalises with the
+batch statistics and updates blob2 = l*blob2 + 1, blob0 = l*blob0 + mean,
+blob1 = l*blob1 + m/(m-1)*var on every forward. Inference uses s = 1/blob2 (0 when
+blob2 is 0): (x - s*blob0) / sqrt(s*blob1 + eps). The blobs are statistics, never
+learned: their ParamSpecs get lr_mult 0, as Caffe master forces.
+"""
+import torch
+import torch.nn.functional as F
+
+from ...proto import caffe_pb2
+from .. import fillers
+from ..blobs import shape_string
+from .base import Layer, register
+
+
+@register
+class BatchNorm(Layer):
+    type = "BatchNorm"
+    learnable = False
+
+    def setup(self, bottom_shapes):
+        p = self.param.batch_norm_param
+        self.fraction = p.moving_average_fraction
+        self.eps = p.eps
+        self.use_global_stats = (p.use_global_stats if p.HasField("use_global_stats")
+                                 else self.phase == caffe_pb2.TEST)
+        shape = bottom_shapes[0]
+        self.channels = 1 if len(shape) == 1 else shape[1]
+        zero = fillers.constant_filler(0)
+        self.make_blobs([((self.channels,), zero), ((self.channels,), zero), ((1,), zero)])
+        for i in range(3):
+            if len(self.param.param) == i:
+                self.param.param.add(lr_mult=0)
+            elif self.param.param[i].lr_mult != 0:
+                raise self.error("cannot configure batch normalization statistics as layer "
+                                 f"parameters: param {i} has lr_mult {self.param.param[i].lr_mult}; "
+                                 "use lr_mult: 0 (or no param { } at all)")
+
+    def reshape(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) > 1 and shape[1] != self.channels:
+            raise self.error(f"input {shape_string(shape)} has {shape[1]} channels, the statistics "
+                             f"{self.channels}; the input changed size")
+        if len(shape) == 0:
+            raise self.error("input must have at least one axis")
+        return [shape]
+
+    def forward(self, bottoms):
+        x = bottoms[0]
+        if self.fast:
+            x = x.float()  # statistics in fp32 even under autocast
+        shape = x.shape
+        if x.dim() == 1:
+            x = x.reshape(-1, 1)
+        mean_sum, var_sum, factor = self.blobs
+        if self.use_global_stats:
+            with torch.no_grad():
+                scale = torch.where(factor == 0, torch.zeros_like(factor), 1 / factor)
+                mean, var = mean_sum * scale, var_sum * scale
+            y = F.batch_norm(x, mean, var, None, None, False, 0.0, self.eps)
+            return [y.reshape(shape)]
+        m = x.numel() // self.channels
+        if m > 1:
+            # momentum 1 makes batch_norm write the batch mean and the unbiased
+            # (m/(m-1)-corrected) batch variance into these fresh buffers.
+            mean = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
+            var = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
+            y = F.batch_norm(x, mean, var, None, None, True, 1.0, self.eps)
+        else:  # one value per channel: Caffe's correction factor is 1, the variance 0
+            dims = [d for d in range(x.dim()) if d != 1]
+            mu = x.mean(dims, keepdim=True)
+            sigma2 = ((x - mu) ** 2).mean(dims, keepdim=True)
+            y = (x - mu) / torch.sqrt(sigma2 + self.eps)
+            mean, var = mu.detach().reshape(-1), sigma2.detach().reshape(-1)
+        with torch.no_grad():
+            factor.mul_(self.fraction).add_(1)
+            mean_sum.mul_(self.fraction).add_(mean)
+            var_sum.mul_(self.fraction).add_(var)
+        return [y.reshape(shape)]
+
+
+@register
+class LRN(Layer):
+    type = "LRN"
+
+    def setup(self, bottom_shapes):
+        p = self.param.lrn_param
+        self.size, self.alpha, self.beta, self.k = p.local_size, p.alpha, p.beta, p.k
+        if self.size % 2 == 0:
+            raise self.error(f"local_size must be odd, got {self.size}")
+        self.within = p.norm_region == caffe_pb2.LRNParameter.WITHIN_CHANNEL
+
+    def reshape(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) != 4:
+            raise self.error(f"input must have 4 axes (num, channels, height, width), got "
+                             f"{shape_string(shape)}")
+        return [shape]
+
+    def forward(self, bottoms):
+        x = bottoms[0]
+        if not self.within:
+            # scale = k + alpha/n * sum of squares over n neighbouring channels
+            return [F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)]
+        # WITHIN_CHANNEL: AVE-pool the squares over size x size (padding counted),
+        # scale = 1 + alpha * that; Caffe's shift here is 1, not k.
+        pad = (self.size - 1) // 2
+        mean_sq = F.avg_pool2d(x * x, self.size, 1, pad, count_include_pad=True)
+        return [x * torch.pow(1 + self.alpha * mean_sq, -self.beta)]
