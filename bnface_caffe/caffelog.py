@@ -47,14 +47,13 @@ SOLVER_FIELD = re.compile(r"([a-z_0-9]+): (.*)$")
 
 class Row:
     """One table row: the iteration, the time, the rates, then output values by name."""
-    __slots__ = ("iteration", "seconds", "lr_before", "lr_own", "net", "values")
+    __slots__ = ("iteration", "seconds", "lr_before", "lr_own", "values")
 
-    def __init__(self, iteration, seconds, lr_before, net):
+    def __init__(self, iteration, seconds, lr_before):
         self.iteration = iteration
         self.seconds = seconds
         self.lr_before = lr_before  # the last rate printed before the row (parse_log.py's)
         self.lr_own = None          # the rate printed for this row's own iteration, if any
-        self.net = net              # test net index (#i), 0 for train rows
         self.values = {}
 
     def width(self):
@@ -128,11 +127,12 @@ class LogParser:
         self.iteration = None
         self.lr = math.nan     # the last rate printed
         self.awaiting_lr = []  # rows made since the last lr line
-        self.test_net = 0
+        self.test_net = 0      # the "Testing net (#i)" being reported
         self.train, self.test = Table(), Table()
         self.first_lr = None
         self.lr_points = []    # (iteration, lr) from "Iteration N, lr = X"
         self.loss_points = []  # (iteration, seconds, loss) from "Iteration N ..., loss = X"
+        self.test_points = []  # (net, iteration, seconds, name, value): every test output, for curves
         self.glog_lines = 0
         self.policy = None
         self.solver = {}       # field -> list of values, from the solver parameters printout
@@ -237,9 +237,9 @@ class LogParser:
 
     def _output(self, is_test, name, value, seconds):
         table = self.test if is_test else self.train
-        net = self.test_net if is_test else 0
-        row = table.add(self.iteration, name, value,
-                        lambda: Row(self.iteration, seconds, self.lr, net))
+        if is_test:  # rows may mix test nets (parse_log.py's rules); curves use these points
+            self.test_points.append((self.test_net, self.iteration, seconds, name, value))
+        row = table.add(self.iteration, name, value, lambda: Row(self.iteration, seconds, self.lr))
         if row is not None:
             self.awaiting_lr.append(row)
 
@@ -271,7 +271,7 @@ class CaffeLog:
         like = parser.like_caffe
         self.train = _rows(parser.train.rows, like, parser.first_lr)
         self.test = _rows(parser.test.rows, like, parser.first_lr)
-        self.test_nets = [row.net for row in parser.test.rows]
+        self.test_points = list(parser.test_points)
 
     def columns(self, table):
         """Column names in first-seen order (parse_log.py takes the first row's keys)."""

@@ -60,12 +60,12 @@ def describe_policy(policy, solver):
     if not policy:
         return "unknown"
     solver = solver or {}
-    details = []
-    for field in ("base_lr", "gamma", "stepsize", "power"):
-        if field in solver and (field != "power" or policy in ("inv", "poly")):
-            details.append(f"{field} {solver[field][-1]}")
+    uses = {"base_lr": True, "gamma": policy in ("step", "multistep", "exp", "inv", "sigmoid"),
+            "stepsize": policy in ("step", "sigmoid"), "power": policy in ("inv", "poly")}
+    details = [f"{field} {solver[field][-1]}" for field, used in uses.items() if used and field in solver]
     if policy == "multistep" and "stepvalue" in solver:
-        details.append(f"{len(solver['stepvalue'])} steps")
+        n = len(solver["stepvalue"])
+        details.append(f"{n} step{'' if n == 1 else 's'}")
     return policy + (f" ({', '.join(details)})" if details else "")
 
 
@@ -73,8 +73,8 @@ def solver_fields(solver_param):
     """A SolverParameter as the same field -> [values] dict the log printout gives."""
     fields = {}
     for desc, value in solver_param.ListFields():
-        values = value if desc.label == desc.LABEL_REPEATED else [value]
-        fields[desc.name] = [str(v) for v in values]
+        values = value if desc.is_repeated else [value]
+        fields[desc.name] = ["%g" % v if isinstance(v, float) else str(v) for v in values]
     return fields
 
 
@@ -90,13 +90,10 @@ def load_run(path, label=None, metric=None, test_net=0, solver=None, log=None):
     """Read one log into a Run. `solver`: a SolverParameter that overrides the log's header."""
     log = log or caffelog.parse_log(path)
     caffelog.check_has_output(log)
-    names = [n for n in log.columns(log.test) if n not in ("NumIters", "Seconds", "LearningRate")]
+    names = list(dict.fromkeys(name for net, _, _, name, _ in log.test_points if net == test_net))
     metric = pick_metric(names, metric, path)
-    test = []
-    if metric:
-        for row, net in zip(log.test, log.test_nets):
-            if net == test_net and metric in row:
-                test.append((int(row["NumIters"]), row[metric], row["Seconds"]))
+    test = [(it, value, sec) for net, it, sec, name, value in log.test_points
+            if net == test_net and name == metric]
     test = _dedupe(test)
     losses = _dedupe([(it, value, sec) for it, sec, value in log.loss_points])
     rates = _dedupe(log.lr_points)

@@ -1,0 +1,140 @@
+"""tools/parse_log.py, plot_curves.py, report.py: outputs, --follow, and one-line errors."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from bnface_caffe.cli import parse_log, plot_curves, report, run
+from test_caffelog import FULL_LOG, SHORT_LOG, write
+from test_report import glog_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def call(main, argv, capsys):
+    """Run a tool in-process as its wrapper does: (exit status, stdout, stderr)."""
+    with pytest.raises(SystemExit) as done:
+        run(main, argv)
+    out = capsys.readouterr()
+    return done.value.code, out.out, out.err
+
+
+def test_parse_log_writes_train_and_test_tables(tmp_path, capsys):
+    log = write(tmp_path, SHORT_LOG)
+    out = tmp_path / "out"
+    out.mkdir()
+    status, stdout, _ = call(parse_log.main, [log, str(out)], capsys)
+    assert status == 0 and "run.log.train (3 rows)" in stdout
+    assert (out / "run.log.train").read_text().splitlines() == [
+        "NumIters,Seconds,LearningRate,loss", "0.0,1.1,0.01,2.31",
+        "100.0,3.1,0.00992565,0.25", "200.0,6.2,0.00985258,0.125"]
+    assert (out / "run.log.test").read_text().splitlines()[2] == "200.0,6.1,0.00985258,0.9712,0.0921"
+    # like Caffe's: the rate printed before each row, row 0 taking row 1's
+    status, _, _ = call(parse_log.main, [log, str(out), "--like-caffe", "--delimiter", ";"], capsys)
+    assert (out / "run.log.train").read_text().splitlines()[1:] == [
+        "0.0;1.1;0.01;2.31", "100.0;3.1;0.01;0.25", "200.0;6.2;0.00992565;0.125"]
+
+
+def test_log_without_test_output_gives_train_table_and_says_so(tmp_path, capsys):
+    train_only = "".join(line + "\n" for line in SHORT_LOG.splitlines() if "Test" not in line)
+    log = write(tmp_path, train_only, "train_only.log")
+    status, stdout, _ = call(parse_log.main, [log], capsys)
+    assert status == 0 and "no test output" in stdout
+    assert os.path.exists(log + ".train") and not os.path.exists(log + ".test")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("", "not a Caffe log"),
+    ("just some notes\n", "not a Caffe log"),
+    ("I0210 13:39:22.381027 25210 net.cpp:51] Initializing net from parameters:\n", "without training output"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, message):
+    path = tmp_path / "x.log"
+    if content is not None:
+        path.write_text(content)
+    for main in (parse_log.main, report.main):
+        status, _, err = call(main, [str(path)], capsys)
+        assert status == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+    status, _, err = call(plot_curves.main, [str(path), "-o", str(tmp_path / "c.png")], capsys)
+    assert status == 2 and message in err and err.count("\n") == 1
+
+
+def test_binary_file_and_directory_as_log(tmp_path):
+    junk = tmp_path / "model.caffemodel"
+    junk.write_bytes(bytes(range(256)) * 40)
+    for path, message in ((junk, "not a Caffe log"), (tmp_path, "is a directory")):
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "parse_log.py"), str(path)],
+                              capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_follow_tracks_a_growing_log(tmp_path):
+    path = tmp_path / "growing.log"
+    lines = FULL_LOG.splitlines(keepends=True)
+    updates = []
+
+    def writer():
+        time.sleep(0.05)  # the log appears after the follower started
+        with open(path, "w") as f:
+            for i, line in enumerate(lines):
+                f.write(line[:10])  # half-written lines must wait for their end
+                f.flush()
+                f.write(line[10:])
+                f.flush()
+                if i % 10 == 0:
+                    time.sleep(0.01)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    stop_at = time.time() + 20
+    log = parse_log.follow(str(path), updates.append, interval=0.01, should_stop=lambda: time.time() > stop_at)
+    thread.join()
+    assert log.done and len(updates) >= 2
+    assert [r["NumIters"] for r in updates[-1].train] == [0.0, 50.0, 100.0, 150.0]
+    os.utime(path, (time.mktime((2016, 6, 1, 12, 0, 0, 0, 0, -1)),) * 2)
+    from bnface_caffe.caffelog import parse_log as parse_whole
+    whole = parse_whole(str(path))
+    assert log.train == whole.train and log.test == whole.test
+
+
+def test_follow_cli_stops_at_optimization_done(tmp_path, capsys):
+    log = write(tmp_path, FULL_LOG)
+    status, stdout, _ = call(parse_log.main, [log, "--follow", "--interval", "0.01"], capsys)
+    assert status == 0 and "Optimization Done." in stdout and "test at 200: accuracy 0.75" in stdout
+    assert open(log + ".test").read().count("\n") == 4
+
+
+def test_report_writes_markdown_and_csv(tmp_path, capsys):
+    logs = [glog_run(tmp_path, "original", [(0, 0.1), (640, 0.81), (960, 0.9), (1280, 0.9)]),
+            glog_run(tmp_path, "multistep", [(0, 0.1), (450, 0.85), (900, 0.91)], policy="multistep")]
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('base_lr: 0.055\nlr_policy: "multistep"\ngamma: 0.7\nstepvalue: 140\n')
+    out = tmp_path / "table.md"
+    status, stdout, _ = call(report.main, logs + ["--target", "80", "--scale", "0.01", "-o", str(out),
+                                                  "--label", "baseline"], capsys)
+    assert status == 0 and "table.csv" in stdout
+    md = out.read_text()
+    assert "| baseline | step (base_lr 0.055, gamma 0.7, stepsize 110) | 64,000 | 96,000 | 90.00% | 96,000 |" in md
+    assert "| multistep | multistep (base_lr 0.055, gamma 0.7) | 45,000 | not converged" in md
+    assert (tmp_path / "table.csv").read_text().splitlines()[0].startswith("run,lr_policy,metric,target")
+    status, stdout, _ = call(report.main, [logs[1], "--solver", str(solver), "--no-paper"], capsys)
+    assert "multistep (base_lr 0.055, gamma 0.7, 1 step)" in stdout and "paper's table" not in stdout
+    status, _, err = call(report.main, [logs[0], "-o", str(tmp_path / "t.txt")], capsys)
+    assert status == 2 and "must end in .md or .csv" in err
+    status, _, err = call(report.main, [logs[0], "--solver", str(tmp_path / "none.prototxt")], capsys)
+    assert status == 2 and "no such file" in err
+
+
+def test_plot_curves_cli(tmp_path, capsys):
+    logs = [glog_run(tmp_path, "original", [(0, 0.1), (100, 0.5)]),
+            glog_run(tmp_path, "short_step", [(0, 0.2), (100, 0.7)])]
+    out = tmp_path / "demo" / "curves.png"
+    status, stdout, _ = call(plot_curves.main, logs + ["-o", str(out), "--loss", "--lr", "--target", "0.8"], capsys)
+    assert status == 0 and "2 runs, 6 curves" in stdout and out.stat().st_size > 10000
+    status, _, err = call(plot_curves.main, logs + ["-o", str(out), "--target", "180"], capsys)
+    assert status == 2 and "--target must be" in err
