@@ -162,7 +162,7 @@ def main(argv):
             train_param, _ = solver_setup.train_net(param, args.solver)
             solver_setup.check_data_sources([(train_param, f"{args.solver}: train net")]
                                             + solver_setup.test_nets(param, args.solver))
-            if rank == 0:
+            if rank == 0 and backend == "engine":   # (pycaffe logs this itself)
                 param = solver_setup.read_solver(args.solver, log=True)
             if rank == 0 and sys.stderr.isatty() and backend == "engine":
                 bar = ProgressBar(param.max_iter)

@@ -64,24 +64,26 @@ def build(opts, world):
     train_param, origin = solver_setup.train_net(param, opts.solver_path)
     if world.is_root:
         trainlog.creating_train_net(origin)
-    net = _make_net(Net, train_param, opts)
+    net = _make_net(Net, train_param, opts, origin[1] or origin[0], world)
     for weights in param.weights:
         snapshot.load_weights([net], weights)
     test_nets = []
     if world.is_root:      # only the root solver tests (Caffe: test nets on the root only)
         for i, (test_param, source) in enumerate(solver_setup.test_nets(param, opts.solver_path)):
             trainlog.creating_test_net(i, source)
-            test_nets.append(_make_net(Net, test_param, opts))
+            test_nets.append(_make_net(Net, test_param, opts, source.split(": ")[-1]))
             for weights in param.weights:
                 snapshot.load_weights([test_nets[-1]], weights)
         trainlog.scaffolding_done()
     return param, Solver(param, net), net, test_nets
 
 
-def _make_net(Net, net_param, opts):
+def _make_net(Net, net_param, opts, source, world=None):
+    """A Net in its merged NetState; the train net of rank r reads every world_size-th record."""
     phase, stages, level = solver_setup.net_state_args(net_param)
+    rank, size = (world.rank, world.size) if world is not None else (0, 1)
     return Net(net_param, phase=phase, stages=stages, level=level, device=opts.device,
-               fast=opts.fast)
+               fast=opts.fast, source=source, rank=rank, world_size=size)
 
 
 def solver_debug_string(param):
