@@ -138,3 +138,22 @@ def test_plot_curves_cli(tmp_path, capsys):
     assert status == 0 and "2 runs, 6 curves" in stdout and out.stat().st_size > 10000
     status, _, err = call(plot_curves.main, logs + ["-o", str(out), "--target", "180"], capsys)
     assert status == 2 and "--target must be" in err
+
+
+def test_follow_starts_over_when_the_log_is_truncated(tmp_path):
+    path = tmp_path / "restarted.log"
+    path.write_text(FULL_LOG.split("I1129 19:35:52")[0])  # a first run, cut short
+    polls = []
+
+    def should_stop():
+        polls.append(1)
+        if len(polls) == 2:  # training restarted into the same file: shorter, then complete
+            path.write_text(SHORT_LOG.split("I0210 13:39:27")[0])
+        if len(polls) == 4:
+            with open(path, "a") as f:
+                f.write("I0210 13:39:26.000000 25210 solver.cpp:253] Optimization Done.\n")
+        return len(polls) > 50
+
+    log = parse_log.follow(str(path), lambda log: None, interval=0.001, should_stop=should_stop)
+    assert log.done and [r["loss"] for r in log.train] == [2.31, 0.25]  # only the second run's rows
+    assert list(log.train[0]) == ["NumIters", "Seconds", "LearningRate", "loss"]

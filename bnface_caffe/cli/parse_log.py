@@ -96,15 +96,15 @@ def parse_once(args):
 
 
 def follow(path, on_update, interval=1.0, like_caffe=False, should_stop=lambda: False):
-    """Read `path` as it grows; call on_update(CaffeLog) when rows arrive. Returns the last
-    CaffeLog at 'Optimization Done.' or when should_stop() says so. A file that shrinks
-    (training restarted into the same log) is read again from its start."""
-    parser, f, pending, offset, rows = None, None, "", 0, (-1, -1)
+    """Read `path` as it grows; call on_update(CaffeLog) whenever a row or a rate arrives.
+    Returns the last CaffeLog at 'Optimization Done.' or when should_stop() says so. A file
+    that shrinks (training restarted into the same log) is read again from its start."""
+    parser, f, pending, offset, seen = None, None, "", 0, None
     try:
         while True:
             if f is None and os.path.exists(path):
                 f = caffelog.open_log(path)
-                parser, pending, offset = caffelog.LogParser(caffelog.log_year(path), like_caffe), "", 0
+                parser, pending, offset, seen = caffelog.LogParser(caffelog.log_year(path), like_caffe), "", 0, None
             if f is not None:
                 if os.path.getsize(path) < offset:  # truncated: start over
                     f.close()
@@ -118,8 +118,8 @@ def follow(path, on_update, interval=1.0, like_caffe=False, should_stop=lambda: 
                     for line in lines:
                         parser.feed(line)
                     log = parser.result(path)
-                    if (len(log.train), len(log.test)) != rows:
-                        rows = (len(log.train), len(log.test))
+                    if (len(log.train), len(log.test), len(log.lr_points)) != seen:
+                        seen = (len(log.train), len(log.test), len(log.lr_points))
                         on_update(log)
                     if parser.done:
                         return log
@@ -135,10 +135,13 @@ def follow_log(args):
     say = (lambda *a: None) if args.quiet else (lambda msg: print(msg, flush=True))
     if not os.path.exists(args.log):
         say(f"waiting for {args.log} to appear ...")
+    rows = [None]
 
     def update(log):
         write_tables(log, args.outdir, args.delimiter)
-        say(summary(log))
+        if (len(log.train), len(log.test)) != rows[0]:  # one progress line per new row
+            rows[0] = (len(log.train), len(log.test))
+            say(summary(log))
 
     try:
         log = follow(args.log, update, args.interval, args.like_caffe)

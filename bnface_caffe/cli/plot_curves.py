@@ -5,6 +5,7 @@ Optional panels show the train loss and the learning rate; --x seconds puts time
 the x axis. The output is PNG or SVG, chosen by the extension of -o.
 """
 import argparse
+import sys
 
 from .. import curves, plots
 from ..errors import UserError
@@ -47,7 +48,7 @@ def main(argv):
     for run in runs:
         if not run.test_iters and not args.quiet:
             print(f"{run.path}: no test accuracy to plot (test outputs: "
-                  f"{', '.join(run.log.columns(run.log.test)[3:]) or 'none'})")
+                  f"{', '.join(run.log.columns(run.log.test)[3:]) or 'none'})", file=sys.stderr)
     fig, artists = plots.plot_runs(runs, x=args.x, loss=args.loss, lr=args.lr,
                                    target=fraction(args.target), scale=args.scale, title=args.title)
     plots.save(fig, args.output)
