@@ -109,7 +109,7 @@ def glog_time(line, year):
         return datetime.datetime(year, month, day, int(hh), int(mm), int(ss),
                                  int(frac.ljust(6, "0"))), len(m.group(1)) == 8
     except ValueError:
-        if (month, day) == (2, 29):  # the guessed year is not a leap year: count it as Mar 1
+        if (month, day) == (2, 29) and len(m.group(1)) == 4:  # a guessed year that is not leap: Mar 1
             return glog_time(line.replace(m.group(1), "0301", 1), year)
         return None
 

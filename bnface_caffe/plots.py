@@ -63,7 +63,8 @@ def plot_runs(runs, x="iterations", loss=False, lr=False, target=None, scale=1.0
         artists["target"] = ax.axhline(target, color="0.4", linestyle="--", linewidth=1,
                                        label=f"target {100 * target:g}%")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    if artists["accuracy"] or target is not None:
+        ax.legend(loc="lower right", fontsize="small")
     if title:
         ax.set_title(title)
     for ax, name in zip(axes[1:], panels[1:]):
