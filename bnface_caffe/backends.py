@@ -184,7 +184,7 @@ def train_with_pycaffe(opts, param, gpu_ids=(), observer=None):
             prefix = f"{param.snapshot_prefix}_iter_{solver.iter}"
             raise TrainingDiverged(
                 f"iteration {solver.iter}: the training loss is {cpp_number(loss)}; the weights "
-                f"before it are in {prefix}.caffemodel (resume with --snapshot "
+                f"that gave it are in {prefix}.caffemodel (resume with --snapshot "
                 f"{prefix}.solverstate); lower base_lr, or check the data and the net") from None
     trainlog.tool_optimization_done()
     return 0

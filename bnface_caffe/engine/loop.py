@@ -200,7 +200,7 @@ class Loop:
         if self.world.is_root:
             trainlog.diverged(it, loss)
             model, state = self.snapshot()
-            where = f"; the weights before it are in {model} (resume with --snapshot {state})"
+            where = f"; the weights that gave it are in {model} (resume with --snapshot {state})"
         raise TrainingDiverged(
             f"iteration {it}: the training loss is {'not finite' if math.isfinite(loss) else loss}"
             f"{' on another rank' if math.isfinite(loss) else ''}{where}; lower base_lr, or "
