@@ -91,6 +91,7 @@ class Net:
         self.force_backward = wired.force_backward
         self._rank, self._world_size = rank, world_size
         self._build(wired)
+        self._fold_batchnorm_scale()
         self._to_device()
         self._make_params(set_requires_grad=True)
         self.values = {}
@@ -295,6 +296,22 @@ class Net:
                     node.bottom_need_backward[j] = False
                 if not node.bottom_need_backward[j]:
                     skip.add(blob)
+
+    def _fold_batchnorm_scale(self):
+        """BatchNorm then an in-place per-channel Scale on its top: let BatchNorm apply
+        the scale and bias in its own kernel (y = xhat * gamma + beta), as PyTorch's
+        affine batch_norm does; the Scale passes its bottom through. Nothing can read
+        the unscaled values in between (a second reader would have a Split), and the
+        blob holds what Caffe's would, so only speed changes."""
+        for bn, scale in zip(self.nodes, self.nodes[1:]):
+            if bn.layer.type != "BatchNorm" or scale.layer.type != "Scale":
+                continue
+            s = scale.layer
+            if (s.per_channel() and scale.bottoms == [bn.tops[0]] == scale.tops[:1]
+                    and not len(s.param.propagate_down) and not bn.loss_weights[0]
+                    and bn.layer.channels == s.blobs[0].shape[0]):
+                bn.layer.scale_layer = s
+                s.folded = True
 
     def _to_device(self):
         moved = {}

@@ -5,6 +5,7 @@ InnerProduct: top = X(M x K) W^T + b with K = count(axis..), weight [N, K] (or
 s of shape bottom.shape[axis : axis + num_axes] (default [C]), learned with a
 constant-1 default filler, or taken from a second bottom. Bias: y = x + b.
 """
+import torch
 import torch.nn.functional as F
 
 from .. import fillers
@@ -91,6 +92,7 @@ class _Broadcast(Layer):
 @register
 class Scale(_Broadcast):
     type = "Scale"
+    folded = False   # True: the preceding BatchNorm applies this layer (see Net)
 
     def setup(self, bottom_shapes):
         p = self.param.scale_param
@@ -119,14 +121,32 @@ class Scale(_Broadcast):
             self.bias_axis = self._check(shape, tuple(self.blobs[-1].shape), "bias")
         return [shape]
 
-    def forward(self, bottoms):
-        x = bottoms[0]
-        s = bottoms[1] if self.two_bottoms else self.weight(0)
-        y = x * _broadcast(s, self.axis, x.dim())
+    def per_channel(self):
+        """A learned [C] scale on axis 1: what BatchNorm can apply in its own kernel."""
+        return (not self.two_bottoms and self.axis == 1 and self.blobs[0].dim() == 1
+                and (not self.bias_term or self.bias_axis == 1))
+
+    def affine(self):
+        """(gamma, beta) for a folded BatchNorm; beta None without bias_term."""
+        return self.weight(0), (self.weight(1) if self.bias_term else None)
+
+    def apply(self, x):
+        s = self.weight(0) if not self.two_bottoms else None
+        return self._compute(x, s)
+
+    def _compute(self, x, s):
         if self.bias_term:
             b = self.weight(len(self.blobs) - 1)
-            y = y + _broadcast(b, self.bias_axis, x.dim())
-        return [y]
+            return torch.addcmul(_broadcast(b, self.bias_axis, x.dim()), x,
+                                 _broadcast(s, self.axis, x.dim()))
+        return x * _broadcast(s, self.axis, x.dim())
+
+    def forward(self, bottoms):
+        x = bottoms[0]
+        if self.folded:
+            return [x]
+        s = bottoms[1] if self.two_bottoms else self.weight(0)
+        return [self._compute(x, s)]
 
 
 @register

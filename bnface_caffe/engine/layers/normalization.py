@@ -22,6 +22,8 @@ class BatchNorm(Layer):
     type = "BatchNorm"
     learnable = False
 
+    scale_layer = None   # a following in-place per-channel Scale folded into this layer
+
     def setup(self, bottom_shapes):
         p = self.param.batch_norm_param
         self.fraction = p.moving_average_fraction
@@ -57,11 +59,14 @@ class BatchNorm(Layer):
         if x.dim() == 1:
             x = x.reshape(-1, 1)
         mean_sum, var_sum, factor = self.blobs
+        gamma, beta = None, None
+        if self.scale_layer is not None:  # y * gamma + beta in the same kernel
+            gamma, beta = self.scale_layer.affine()
         if self.use_global_stats:
             with torch.no_grad():
                 scale = torch.where(factor == 0, torch.zeros_like(factor), 1 / factor)
                 mean, var = mean_sum * scale, var_sum * scale
-            y = F.batch_norm(x, mean, var, None, None, False, 0.0, self.eps)
+            y = F.batch_norm(x, mean, var, gamma, beta, False, 0.0, self.eps)
             return [y.reshape(shape)]
         m = x.numel() // self.channels
         if m > 1:
@@ -69,12 +74,14 @@ class BatchNorm(Layer):
             # (m/(m-1)-corrected) batch variance into these fresh buffers.
             mean = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
             var = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
-            y = F.batch_norm(x, mean, var, None, None, True, 1.0, self.eps)
+            y = F.batch_norm(x, mean, var, gamma, beta, True, 1.0, self.eps)
         else:  # one value per channel: Caffe's correction factor is 1, the variance 0
             dims = [d for d in range(x.dim()) if d != 1]
             mu = x.mean(dims, keepdim=True)
             sigma2 = ((x - mu) ** 2).mean(dims, keepdim=True)
             y = (x - mu) / torch.sqrt(sigma2 + self.eps)
+            if gamma is not None:
+                y = self.scale_layer.apply(y)
             mean, var = mu.detach().reshape(-1), sigma2.detach().reshape(-1)
         with torch.no_grad():
             factor.mul_(self.fraction).add_(1)

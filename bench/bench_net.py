@@ -1,0 +1,159 @@
+"""Engine vs plain PyTorch: forward + backward + SGD step per batch, both paper nets.
+
+For each net (baseline with Dropout; BN with BatchNorm+Scale) the engine runs the
+generated train net (its Data layers swapped for an Input layer of the same
+shapes) and a hand-written torch.nn model of the same net runs the same batch;
+both do Caffe's SGD step (momentum 0.9, weight decay 5e-4). Rounds alternate
+between the two so a busy machine slows both alike; the median of the rounds is
+reported. Goal (issue 4): the engine within 10% of plain PyTorch.
+
+    python bench/bench_net.py [--batch 64] [--rounds 5] [--iters 3] [--gpu ID] [--json]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from bnface_caffe.architectures import DEFAULT_WIDTHS, NetOptions, build_net  # noqa: E402
+from bnface_caffe.engine import Net  # noqa: E402
+from bnface_caffe.glog import log  # noqa: E402
+from bnface_caffe.proto import caffe_pb2  # noqa: E402
+
+CLASSES = 14700
+LR, MOMENTUM, DECAY = 0.01, 0.9, 5e-4
+
+
+def engine_net(bn, batch, device, fast):
+    p = build_net(NetOptions(bn=bn, num_classes=CLASSES))
+    layers = [l for l in p.layer if l.type != "Data"]
+    del p.layer[:]
+    data = p.layer.add(name="data", type="Input", top=["data", "label"])
+    data.input_param.shape.add(dim=[batch, 1, 50, 50])
+    data.input_param.shape.add(dim=[batch])
+    p.layer.extend(layers)
+    return Net(p, phase=caffe_pb2.TRAIN, device=device, fast=fast)
+
+
+class Plain(nn.Module):
+    """The same net written directly in torch.nn (ceil-mode pools, Caffe's layout)."""
+
+    def __init__(self, bn):
+        super().__init__()
+        w = DEFAULT_WIDTHS
+        blocks = [[w[0], w[1]], [w[3]] if bn else [w[2], w[3]], [w[4], w[5]], [w[6], w[7]]]
+        layers, c = [], 1
+        for i, widths in enumerate(blocks):
+            for j, width in enumerate(widths):
+                layers.append(nn.Conv2d(c, width, 3, padding=1, bias=not (bn and j == 0)))
+                if bn and j == 0:
+                    layers.append(nn.BatchNorm2d(width, eps=1e-5, momentum=0.001))
+                layers.append(nn.ReLU())
+                c = width
+            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True) if i < 3 else nn.AvgPool2d(7, 1))
+        if not bn:
+            layers.append(nn.Dropout(0.5))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, CLASSES)
+
+    def forward(self, x):
+        return self.fc(self.features(x).flatten(1))
+
+
+def caffe_sgd(params, history):
+    """Caffe's SGD update: g += decay*w; h = momentum*h + lr*g; w -= h."""
+    with torch.no_grad():
+        for p, h in zip(params, history):
+            if p.lr_mult == 0:
+                continue
+            g = p.diff
+            if DECAY * p.decay_mult:
+                g.add_(p.data, alpha=DECAY * p.decay_mult)
+            h.mul_(MOMENTUM).add_(g, alpha=LR * p.lr_mult)
+            p.data.sub_(h)
+
+
+def time_engine(net, iters, sync):
+    history = [torch.zeros_like(p.data) for p in net.learnable_params]
+    sync()
+    start = time.perf_counter()
+    for _ in range(iters):
+        net.clear_param_diffs()
+        net.forward_backward()
+        caffe_sgd(net.learnable_params, history)
+    sync()
+    return (time.perf_counter() - start) / iters
+
+
+def time_plain(model, opt, x, y, iters, sync, fast):
+    sync()
+    start = time.perf_counter()
+    for _ in range(iters):
+        opt.zero_grad(set_to_none=False)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=fast and x.is_cuda):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    sync()
+    return (time.perf_counter() - start) / iters
+
+
+def bench(bn, args, device):
+    log.stderr = False
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, 1, 50, 50, device=device)
+    y = torch.randint(0, CLASSES, (args.batch,), device=device)
+    net = engine_net(bn, args.batch, device, args.fast)
+    net.set_input("data", x)
+    net.set_input("label", y.float())
+    model = Plain(bn).to(device)
+    if args.fast:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
+    time_engine(net, 1, sync)                      # warm-up (allocations, kernels)
+    time_plain(model, opt, x, y, 1, sync, args.fast)
+    engine, plain = [], []
+    for _ in range(args.rounds):
+        engine.append(time_engine(net, args.iters, sync))
+        plain.append(time_plain(model, opt, x, y, args.iters, sync, args.fast))
+    e, p = statistics.median(engine), statistics.median(plain)
+    return {"net": "bn" if bn else "baseline", "device": str(device), "batch": args.batch,
+            "fast": args.fast, "engine_ms": e * 1e3, "plain_ms": p * 1e3,
+            "engine_img_s": args.batch / e, "plain_img_s": args.batch / p,
+            "engine_vs_plain": p / e, "threads": torch.get_num_threads()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=3, help="steps per timed round")
+    ap.add_argument("--gpu", type=int, default=None)
+    ap.add_argument("--fast", action="store_true", help="engine fast mode (and bf16 for plain)")
+    ap.add_argument("--net", choices=["baseline", "bn", "both"], default="both")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    device = torch.device("cpu") if args.gpu is None else torch.device("cuda", args.gpu)
+    nets = [False, True] if args.net == "both" else [args.net == "bn"]
+    results = [bench(bn, args, device) for bn in nets]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"forward+backward+SGD per batch of {args.batch}, {device}, "
+          f"{'fast' if args.fast else 'faithful'} mode, {torch.get_num_threads()} threads, "
+          f"median of {args.rounds} rounds x {args.iters} steps")
+    for r in results:
+        print(f"  {r['net']:>8}: engine {r['engine_ms']:8.1f} ms ({r['engine_img_s']:7.1f} img/s)  "
+              f"plain PyTorch {r['plain_ms']:8.1f} ms ({r['plain_img_s']:7.1f} img/s)  "
+              f"engine speed = {100 * r['engine_vs_plain']:.0f}% of plain")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""forward: run a deploy net on inputs, like pycaffe's net.forward() in a script.
+
+INPUT is one .npy array shaped like the net's input blob ([N,] C, H, W), or image
+files, each read gray and cropped to the input size as the LMDB builder does
+(largest face, else the centre) and then given the net's transform
+((pixel - mean) * scale, from --transform-from TRAIN_VAL.prototxt or
+--mean-file/--mean-value/--scale). OUT.npz holds every output blob by name (and
+any --blobs), one row per input; --top-k prints the best classes per input.
+"""
+import argparse
+import io
+import os
+
+import numpy as np
+import torch
+
+from .. import prototxt
+from ..engine import Net, read_net
+from ..engine.transform import Transformer
+from ..errors import UserError
+from ..glog import log
+from ..proto import caffe_pb2
+from .time_net import device_for
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="forward.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("deploy", help="deploy prototxt (an Input layer feeds the net)")
+    ap.add_argument("weights", help=".caffemodel with the trained weights")
+    ap.add_argument("inputs", nargs="+", metavar="INPUT", help="one .npy array, or image files")
+    ap.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    ap.add_argument("--blobs", default="", help="comma-separated extra blobs to save (e.g. pool4)")
+    ap.add_argument("--top-k", type=int, default=0, metavar="K", help="print the K best classes")
+    ap.add_argument("--labels", help="labels.txt: line i names class i (for --top-k)")
+    ap.add_argument("--input-blob", help="the input blob to feed (default: the net's only one)")
+    ap.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass")
+    ap.add_argument("--transform-from", metavar="TRAIN_VAL",
+                    help="take transform_param from this net's TEST-phase Data layer")
+    ap.add_argument("--mean-file", help="mean.binaryproto subtracted from image inputs")
+    ap.add_argument("--mean-value", type=float, action="append", help="per-channel mean")
+    ap.add_argument("--scale", type=float, help="multiplier applied after the mean")
+    ap.add_argument("--raw", action="store_true", help="feed image pixels 0..255 untransformed")
+    ap.add_argument("--no-detect", action="store_true", help="centre crop, no face detection")
+    ap.add_argument("--gpu", type=int, default=None, metavar="ID")
+    ap.add_argument("--quiet", action="store_true", help="no set-up log on stderr")
+    args = ap.parse_args(argv)
+    if args.batch_size < 1:
+        ap.error("--batch-size must be at least 1")
+    if args.top_k < 0:
+        ap.error("--top-k must be >= 0")
+    return args
+
+
+def transform_param(args):
+    """The TransformationParameter for image inputs, from the flags."""
+    given = args.mean_file or args.mean_value or args.scale is not None
+    if args.transform_from:
+        if given:
+            raise UserError("give --transform-from or --mean-file/--mean-value/--scale, not both")
+        net = read_net(args.transform_from)
+        for layer in net.layer:
+            phases = [r.phase for r in layer.include if r.HasField("phase")]
+            if layer.type == "Data" and (not phases or caffe_pb2.TEST in phases):
+                return layer.transform_param
+        raise UserError(f"{args.transform_from}: no TEST-phase Data layer to take "
+                        "transform_param from")
+    param = caffe_pb2.TransformationParameter()
+    if args.mean_file:
+        param.mean_file = args.mean_file
+    if args.mean_value:
+        param.mean_value.extend(args.mean_value)
+    if args.scale is not None:
+        param.scale = args.scale
+    if not given and not args.raw:
+        raise UserError("image inputs need the net's transform: give --transform-from "
+                        "TRAIN_VAL.prototxt, or --mean-file/--mean-value/--scale, or --raw for "
+                        "untransformed 0..255 pixels")
+    return param
+
+
+def load_inputs(args, shape):
+    """(array [N, C, H, W] float32, names of the inputs) for input blob shape (n, C, H, W)."""
+    c, h, w = shape[1:]
+    if len(args.inputs) == 1 and args.inputs[0].endswith(".npy"):
+        path = args.inputs[0]
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{path}: cannot read a .npy array ({err})") from None
+        if array.shape == (c, h, w):
+            array = array[None]
+        if array.ndim != 4 or array.shape[1:] != (c, h, w):
+            raise UserError(f"{path}: array of shape {array.shape} does not fit the input blob "
+                            f"(N, {c}, {h}, {w}); give [N,] {c}x{h}x{w}")
+        return array.astype(np.float32), [f"{path}[{i}]" for i in range(len(array))]
+    if any(p.endswith(".npy") for p in args.inputs):
+        raise UserError("give one .npy array, or image files, not a mix")
+    if c != 1:
+        raise UserError(f"the input blob has {c} channels; image inputs are read gray (1 channel),"
+                        " so give a .npy array instead")
+    if h != w:
+        raise UserError(f"the input blob is {h}x{w}; image inputs are cropped square, so give a "
+                        ".npy array instead")
+    from ..data.faces import load_cascade, load_face
+    cascade = None if args.no_detect else load_cascade()
+    images = []
+    for path in args.inputs:
+        face, how = load_face(path, size=h, cascade=cascade)
+        if face is None:
+            raise UserError(f"{path}: {how}")
+        images.append(face[None])
+    images = np.stack(images)
+    if args.raw:
+        return images.astype(np.float32), list(args.inputs)
+    transformer = Transformer(transform_param(args), caffe_pb2.TEST, "image inputs", seed=0)
+    if transformer.crop and transformer.crop != h:
+        raise UserError(f"the transform crops to {transformer.crop} but the input blob is {h}x{w}")
+    return transformer(images), list(args.inputs)
+
+
+def run_batches(net, blob, array, names, batch_size):
+    """Forward `array` through the net in batches; returns {blob name: [N, ...] array}."""
+    n = len(array)
+    b = min(batch_size, n)
+    net.reshape({blob: (b,) + tuple(array.shape[1:])})
+    out = {name: [] for name in names}
+    for start in range(0, n, b):
+        chunk = array[start:start + b]
+        if len(chunk) < b:  # the last batch is padded; the padding rows are dropped
+            chunk = np.concatenate([chunk, np.zeros((b - len(chunk),) + chunk.shape[1:],
+                                                    np.float32)])
+        net.set_input(blob, chunk)
+        net.forward()
+        for name in names:
+            out[name].append(net.blob(name)[:min(b, n - start)])
+    return {name: np.concatenate(parts) for name, parts in out.items()}
+
+
+def save_npz(path, arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    prototxt._atomic_write(path, buffer.getvalue())
+
+
+def print_top_k(result, names, k, labels):
+    scores = result.reshape(len(result), -1)
+    k = min(k, scores.shape[1])
+    for name, row in zip(names, scores):
+        best = np.argsort(-row, kind="stable")[:k]
+        parts = []
+        for c in best:
+            label = labels[c] if labels and c < len(labels) else str(c)
+            parts.append(f"{label} ({row[c]:.4f})")
+        print(f"{name}: " + ", ".join(parts))
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.quiet:
+        log.stderr = False
+    device = device_for(args.gpu)
+    net = Net(read_net(args.deploy), phase=caffe_pb2.TEST, device=device, source=args.deploy)
+    net.copy_trained_layers_from_file(args.weights)
+    inputs = net.input_names
+    if args.input_blob:
+        if args.input_blob not in inputs:
+            raise UserError(f"--input-blob {args.input_blob}: the net's inputs are "
+                            f"{', '.join(inputs) or 'none'}")
+        blob = args.input_blob
+    elif len(inputs) == 1:
+        blob = inputs[0]
+    else:
+        raise UserError(f"{args.deploy}: the net has {len(inputs) or 'no'} input blobs "
+                        f"({', '.join(inputs)}); "
+                        + ("name one with --input-blob" if inputs else "it needs an Input layer"))
+    shape = net.shapes[blob]
+    if len(shape) != 4:
+        raise UserError(f"{args.deploy}: input blob '{blob}' has shape {shape}; expected N C H W")
+    array, names = load_inputs(args, shape)
+    wanted = list(net.output_names)
+    for name in filter(None, args.blobs.split(",")):
+        if name not in net.shapes:
+            raise UserError(f"--blobs {name}: no such blob; the net's blobs are "
+                            f"{', '.join(net.blob_names)}")
+        if name not in wanted:
+            wanted.append(name)
+    with torch.no_grad():
+        result = run_batches(net, blob, array, wanted, args.batch_size)
+    save_npz(args.output, result)
+    if args.top_k:
+        labels = None
+        if args.labels:
+            from ..data.sources import read_names
+            labels = read_names(args.labels)
+        scores = result["prob"] if "prob" in result else result[net.output_names[0]]
+        print_top_k(scores, names, args.top_k, labels)
+    return 0
