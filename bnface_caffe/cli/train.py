@@ -2,7 +2,8 @@
 
     python tools/train.py SOLVER.prototxt [--backend auto|caffe|engine] [--gpu ID[,ID..]|all]
         [--weights A.caffemodel[,B..]] [--snapshot X.solverstate] [--log FILE] [--fast]
-    torchrun --nproc_per_node=N tools/train.py SOLVER.prototxt ...   # N processes, one net
+    torchrun --nproc_per_node=N -- tools/train.py SOLVER.prototxt ...   # N processes, one net
+    (the "--" keeps torchrun from reading --log as its own --log-dir)
 
 Exit status: 0 done (or stopped by a signal after its snapshot), 1 the loss diverged,
 2 bad input.
@@ -90,9 +91,10 @@ def relaunch_with_torchrun(argv, gpu_ids):
     physical = [visible.split(",")[i] for i in gpu_ids] if visible else [str(i) for i in gpu_ids]
     env["CUDA_VISIBLE_DEVICES"] = ",".join(physical)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    # "--": torchrun's own parser would otherwise take options like --log for its --log-dir.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={len(gpu_ids)}", "-m", "bnface_caffe.cli.train"] + list(argv)
+           f"--nproc_per_node={len(gpu_ids)}", "--", os.path.join(root, "tools", "train.py")]
+    cmd += list(argv)
     return subprocess.call(cmd, env=env)
 
 
@@ -196,12 +198,8 @@ def _train_engine(args, param, gpu_ids, bar):
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
                         sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
-                        level=args.level, stages=tuple(s for s in args.stage.split(",") if s),
+                        level=args.level, stages=tuple(args.stage.split(",")),  # "" → [""], as Caffe
                         param=param)
     loop = train(opts, observer=bar)
     return 0 if loop is not None else 1
 
-
-if __name__ == "__main__":     # torchrun -m bnface_caffe.cli.train
-    from . import run
-    run(main)
