@@ -1,0 +1,207 @@
+"""`build_lmdb`: inputs → 50×50 gray faces → train/test LMDBs + mean + lists, built in a
+temporary folder beside OUTDIR and renamed into place only when complete."""
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+
+import numpy as np
+
+from ..errors import UserError
+from . import gather, mean, pack, sources, split
+from . import synthetic as synth
+
+MAX_KEY_BYTES = 511  # LMDB's default key size limit
+
+
+@dataclasses.dataclass
+class Options:
+    outdir: str
+    source: str = None            # folder of people, or listfile (with root)
+    root: str = None
+    label_names: str = None       # listfile mode: names for labels (line i = label i)
+    synthetic: bool = False
+    identities: int = 300
+    images_per_identity: int = 30
+    difficulty: float = synth.DEFAULT_DIFFICULTY
+    encode_type: str = None       # None = raw pixels; "png"/"jpg" = encoded records
+    min_images: int = 1
+    max_classes: int = None
+    test_fraction: float = 0.1
+    seed: int = 0
+    detect: bool = True
+    margin: float = 0.2
+    size: int = 50
+    workers: int = 0              # 0 = all cores
+    overwrite: bool = False
+    progress: bool = False
+
+
+def check_outdir(outdir, overwrite):
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise UserError(f"{outdir}: exists and is not a folder; choose another OUTDIR")
+    if os.path.exists(outdir) and os.listdir(outdir) and not overwrite:
+        raise UserError(f"{outdir}: already exists; pass --overwrite to replace it, or choose "
+                        "another OUTDIR")
+
+
+def publish(tmp, outdir):
+    """Move the finished build into place; an existing OUTDIR is replaced only now."""
+    if os.path.isdir(outdir):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(outdir)}.old-",
+                               dir=os.path.dirname(outdir))
+        os.rename(outdir, os.path.join(old, "x"))
+        try:
+            os.rename(tmp, outdir)
+        except BaseException:  # e.g. Ctrl-C between the two renames: put the old one back
+            if not os.path.exists(outdir):
+                os.rename(os.path.join(old, "x"), outdir)
+                os.rmdir(old)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, outdir)
+
+
+def build(opts):
+    """Build everything; returns the summary facts (dict)."""
+    start = time.time()
+    outdir = os.path.abspath(opts.outdir)
+    check_outdir(outdir, opts.overwrite)
+    items = _list_items(opts)
+    parent = os.path.dirname(outdir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(outdir)}.partial-", dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; OUTDIR gets the usual mode
+    try:
+        facts = _build_into(tmp, items, opts)
+        check_outdir(outdir, opts.overwrite)  # someone may have created it meanwhile
+        publish(tmp, outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    facts.update(outdir=opts.outdir, seconds=time.time() - start)
+    return facts
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _list_items(opts):
+    """[(list path, class key)] of the inputs (class key: person, original label or identity)."""
+    if opts.synthetic:
+        count = min(opts.identities, opts.max_classes or opts.identities)
+        if opts.images_per_identity < max(1, opts.min_images):
+            raise UserError(f"--images-per-identity {opts.images_per_identity} is below "
+                            f"--min-images-per-class {opts.min_images}: no class would be kept")
+        return [(synth.virtual_path(k, j), k) for k in range(count)
+                for j in range(opts.images_per_identity)]
+    if opts.root is not None:
+        names = sources.read_names(opts.label_names) if opts.label_names else None
+        return sources.read_listfile(opts.source, names)
+    if os.path.isfile(opts.source):
+        raise UserError(f"{opts.source}: is a file; a listfile needs --root DIR (the folder its "
+                        "paths are relative to)")
+    return sources.scan_folder(opts.source)
+
+
+def _workers(opts):
+    return opts.workers if opts.workers > 0 else (os.cpu_count() or 1)
+
+
+def _gather(tmp, items, opts):
+    """Pixels of every listed item of a kept class (in an on-disk array), and the outcomes."""
+    if not opts.synthetic:
+        kept = set(split.select_classes([key for _, key in items], opts.min_images,
+                                        opts.max_classes))
+        if not kept:
+            raise UserError(f"{opts.source}: no class has at least {opts.min_images} images "
+                            "(--min-images-per-class)")
+        items = [item for item in items if item[1] in kept]
+    store = np.lib.format.open_memmap(os.path.join(tmp, ".pixels.npy"), "w+", np.uint8,
+                                      (len(items), opts.size, opts.size))
+    if opts.synthetic:
+        identities = len(items) // opts.images_per_identity
+        gather.render_synthetic(identities, opts.images_per_identity, store, opts.seed,
+                                opts.difficulty, opts.size, _workers(opts), opts.progress)
+        return items, store, ["rendered"] * len(items)
+    base = opts.root if opts.root is not None else opts.source
+    files = [os.path.join(base, path) for path, _ in items]
+    outcome = gather.load_files(files, store, opts.detect, opts.size, opts.margin,
+                                _workers(opts), opts.progress)
+    return items, store, outcome
+
+
+def _build_into(tmp, items, opts):
+    listed_classes = len({key for _, key in items})
+    _check_keys([path for path, _ in items])
+    items, store, outcome = _gather(tmp, items, opts)
+    ok = [i for i, how in enumerate(outcome) if not gather.is_skipped(how)]
+    skipped = [i for i, how in enumerate(outcome) if gather.is_skipped(how)]
+    # Classes are chosen again on readable images only, then labelled 0..K-1 in sorted order.
+    keys = split.select_classes([items[i][1] for i in ok], opts.min_images)
+    if not keys:
+        example = f"{items[skipped[0]][0]}: {outcome[skipped[0]]}" if skipped else "none"
+        raise UserError(f"{opts.source}: no usable images: {len(skipped)} of {len(items)} "
+                        f"could not be read (e.g. {example})")
+    label_of = {key: label for label, key in enumerate(keys)}
+    ok = [i for i in ok if items[i][1] in label_of]
+    paths = [path for path, _ in items]
+    labels = np.full(len(items), -1, np.int64)
+    for i in ok:
+        labels[i] = label_of[items[i][1]]
+    positions, test_positions = split.split(labels[ok], opts.test_fraction, opts.seed)
+    train = [ok[p] for p in positions]
+    test = [ok[p] for p in test_positions]
+    resizes = pack.write_lmdb(os.path.join(tmp, "train_lmdb"), train, paths, labels, store,
+                              opts.encode_type, opts.progress, "write train_lmdb")
+    resizes += pack.write_lmdb(os.path.join(tmp, "test_lmdb"), test, paths, labels, store,
+                               opts.encode_type, opts.progress, "write test_lmdb")
+    del store
+    os.unlink(os.path.join(tmp, ".pixels.npy"))
+    image_mean, _ = mean.write_mean(os.path.join(tmp, "train_lmdb"),
+                                    os.path.join(tmp, "mean.binaryproto"))
+    pack.write_listfile(os.path.join(tmp, "train.txt"), train, paths, labels)
+    pack.write_listfile(os.path.join(tmp, "test.txt"), test, paths, labels)
+    names = _label_names(keys, items, ok, opts)
+    with open(os.path.join(tmp, "labels.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{name}\n" for name in names)
+    with open(os.path.join(tmp, "skipped.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{paths[i]}\t{outcome[i]}\n" for i in skipped)
+    relabelled = opts.root is not None and any(key != label_of[key] for key in keys)
+    return dict(train=len(train), test=len(test), classes=len(keys),
+                dropped_classes=listed_classes - len(keys),
+                skipped=Counter(outcome[i] for i in skipped),
+                crops=Counter(outcome[i] for i in ok), mean=mean.channel_means(image_mean),
+                encoded=opts.encode_type, size=opts.size, map_resizes=resizes,
+                synthetic=opts.synthetic, relabelled=relabelled)
+
+
+def _check_keys(paths):
+    for path in paths:
+        if len(pack.record_key(0, path).encode()) > MAX_KEY_BYTES:
+            raise UserError(f"{path}: path too long for an LMDB key ({MAX_KEY_BYTES} bytes "
+                            "with the index); shorten the folder or file names")
+
+
+def _label_names(keys, items, ok, opts):
+    if opts.synthetic:
+        return [f"id{k:04d}" for k in keys]
+    if opts.root is None:
+        return list(keys)  # folder mode: the person folder names
+    if opts.label_names:
+        all_names = sources.read_names(opts.label_names)
+        return [all_names[k] for k in keys]
+    # A listfile without names: a label's shared first folder, else its original number.
+    folders = {}
+    for i in ok:
+        path, key = items[i]
+        folder = path.split("/", 1)[0] if "/" in path else None
+        folders.setdefault(key, set()).add(folder)
+    return [next(iter(folders[k])) if len(folders[k]) == 1 and None not in folders[k]
+            else str(k) for k in keys]

@@ -1,0 +1,81 @@
+"""Caffe's Datum record: one image (CHW uint8 bytes, or float_data, or encoded file bytes) + label.
+
+The LMDB values that convert_imageset writes and the Data layer reads are serialized Datums.
+"""
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from ..proto import caffe_pb2
+
+ENCODINGS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "bmp": ".bmp"}
+
+
+def image_to_chw(image):
+    """An OpenCV image (H×W gray or H×W×C BGR) as a C×H×W uint8 array (Caffe's layout)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image[None]
+    return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def encode_raw(image, label):
+    """Serialized Datum with raw `data` (encoded=false), as convert_imageset writes it."""
+    chw = image_to_chw(image)
+    if chw.dtype != np.uint8:
+        raise ValueError(f"raw Datum data must be uint8, got {chw.dtype}")
+    c, h, w = chw.shape
+    datum = caffe_pb2.Datum(channels=c, height=h, width=w, data=chw.tobytes(), label=int(label))
+    return datum.SerializeToString()
+
+
+def encode_compressed(image, label, encode_type="png"):
+    """Serialized Datum holding PNG/JPEG bytes (encoded=true) of an H×W(×C) image."""
+    ext = ENCODINGS.get(encode_type.lower())
+    if ext is None:
+        raise UserError(f"unknown encode type {encode_type!r}; use one of png, jpg, bmp")
+    ok, buf = cv2.imencode(ext, np.asarray(image))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode the image as {encode_type}")
+    # As Caffe's ReadImageToDatum: only data, label and encoded are set; the shape is
+    # whatever the image decodes to.
+    datum = caffe_pb2.Datum(data=buf.tobytes(), label=int(label), encoded=True)
+    return datum.SerializeToString()
+
+
+def decode_encoded(data, where="record"):
+    """PNG/JPEG bytes → C×H×W uint8, decoded natively as Caffe does (imdecode flag -1): gray
+    stays 1 channel, colour is BGR."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise UserError(f"{where}: encoded image data cannot be decoded (corrupt record?)")
+    if image.dtype != np.uint8:
+        raise UserError(f"{where}: encoded image is {image.dtype}, expected 8 bits per channel")
+    return image_to_chw(image)
+
+
+def datum_array(datum, where="record"):
+    """The image of a parsed Datum as C×H×W: uint8 for data/encoded, float32 for float_data."""
+    if datum.encoded:
+        return decode_encoded(datum.data, where)
+    shape = (datum.channels, datum.height, datum.width)
+    if datum.data:
+        if len(datum.data) != shape[0] * shape[1] * shape[2]:
+            raise UserError(f"{where}: Datum has {len(datum.data)} data bytes but its shape "
+                            f"{shape[0]}x{shape[1]}x{shape[2]} needs {np.prod(shape)}")
+        return np.frombuffer(datum.data, np.uint8).reshape(shape)
+    values = np.asarray(datum.float_data, np.float32)
+    if values.size != shape[0] * shape[1] * shape[2]:
+        raise UserError(f"{where}: Datum has {values.size} float_data values but its shape "
+                        f"{shape[0]}x{shape[1]}x{shape[2]} needs {shape[0] * shape[1] * shape[2]}")
+    return values.reshape(shape)
+
+
+def decode(value, where="record"):
+    """Serialized Datum → (C×H×W array, label)."""
+    datum = caffe_pb2.Datum()
+    try:
+        datum.ParseFromString(bytes(value))
+    except Exception:
+        raise UserError(f"{where}: not a serialized caffe.Datum ({len(value)} bytes)") from None
+    return datum_array(datum, where), datum.label

@@ -1,0 +1,104 @@
+"""Face preprocessing with OpenCV: gray image → (largest Haar-cascade face + margin | centre)
+square crop → size×size with INTER_AREA.
+
+Images already at the target size are taken as they are (aligned crops need no detection).
+"""
+import os
+
+import cv2
+import numpy as np
+
+CASCADE = "haarcascade_frontalface_default.xml"
+DETECT_MAX_SIDE = 400   # detect on a copy no larger than this (speed); boxes are scaled back
+
+
+def load_cascade(name=CASCADE):
+    path = os.path.join(cv2.data.haarcascades, name)
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's Haar cascade {path} could not be loaded")
+    return cascade
+
+
+def detect_largest_face(gray, cascade, min_size_fraction=0.15):
+    """(x, y, w, h) of the largest face found in a gray uint8 image, or None."""
+    height, width = gray.shape
+    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
+    small = gray
+    if scale < 1.0:
+        small = cv2.resize(gray, (round(width * scale), round(height * scale)),
+                           interpolation=cv2.INTER_AREA)
+    # Haar's smallest window is 24×24; upscale tiny images so a face filling them is found.
+    up = 1.0
+    if min(small.shape) < 60:
+        up = 60.0 / min(small.shape)
+        small = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+    min_side = max(24, int(min(small.shape) * min_size_fraction))
+    faces = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=4,
+                                     minSize=(min_side, min_side))
+    if len(faces) == 0:
+        return None
+    x, y, w, h = max(faces, key=lambda f: (f[2] * f[3], -f[0], -f[1]))
+    factor = 1.0 / (scale * up)
+    return (x * factor, y * factor, w * factor, h * factor)
+
+
+def square_around(box, margin):
+    """The square (x0, y0, side) centred on `box` with `margin` × its size added on each side."""
+    x, y, w, h = box
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), max(1, int(round(side)))
+
+
+def centre_square(shape):
+    height, width = shape[:2]
+    side = min(height, width)
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def crop_square(gray, x0, y0, side):
+    """The side×side window at (x0, y0); parts outside the image repeat the border pixels."""
+    height, width = gray.shape
+    if x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height:
+        return gray[y0:y0 + side, x0:x0 + side]
+    pad = [max(0, -y0), max(0, y0 + side - height), max(0, -x0), max(0, x0 + side - width)]
+    padded = cv2.copyMakeBorder(gray, *pad, cv2.BORDER_REPLICATE)
+    return padded[y0 + pad[0]:y0 + pad[0] + side, x0 + pad[2]:x0 + pad[2] + side]
+
+
+def face_crop(gray, size=50, cascade=None, margin=0.2):
+    """A size×size uint8 face crop and how it was made: "as-is", "face" or "centre"."""
+    gray = np.asarray(gray)
+    if gray.shape == (size, size):
+        return gray, "as-is"
+    how, square = "centre", centre_square(gray.shape)
+    if cascade is not None:
+        box = detect_largest_face(gray, cascade)
+        if box is not None:
+            how, square = "face", square_around(box, margin)
+    crop = crop_square(gray, *square)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), how
+
+
+def read_gray(path):
+    """(gray uint8 image, None) or (None, why it cannot be used) — never raises for bad files."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        return None, f"cannot read ({err.strerror or err})"
+    if not data:
+        return None, "empty file"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None or image.size == 0:
+        return None, "not a decodable image (corrupt or unsupported)"
+    return image, None
+
+
+def load_face(path, size=50, cascade=None, margin=0.2):
+    """(crop, how) for a usable image file, (None, reason) for a skipped one."""
+    gray, why = read_gray(path)
+    if gray is None:
+        return None, why
+    return face_crop(gray, size, cascade, margin)
