@@ -91,38 +91,46 @@ def upgrade_net(param, source="<net>"):
     net = caffe_pb2.NetParameter()
     net.CopyFrom(param)
     if any(layer.HasField("layer") for layer in net.layers):
-        log.info("upgrade_proto.cpp:29", "Attempting to upgrade input file specified using "
+        log.info("upgrade_proto.cpp:28", "Attempting to upgrade input file specified using "
                  f"deprecated V0LayerParameter: {source}")
         net = _v0_to_v1(net, source)
-        log.info("upgrade_proto.cpp:37", "Successfully upgraded file specified using deprecated "
+        log.info("upgrade_proto.cpp:36", "Successfully upgraded file specified using deprecated "
                  "V0LayerParameter")
+        log.warning("upgrade_proto.cpp:39", "Note that future Caffe releases will not support "
+                    "V0NetParameter; use ./build/tools/upgrade_net_proto_text for prototxt and "
+                    "./build/tools/upgrade_net_proto_binary for model weights upgrade this and "
+                    "any other net protos to the new format.")
     if _needs_data_upgrade(net):
-        log.info("upgrade_proto.cpp:47", "Attempting to upgrade input file specified using "
+        log.info("upgrade_proto.cpp:46", "Attempting to upgrade input file specified using "
                  f"deprecated transformation parameters: {source}")
         _upgrade_data_transformation(net)
-        log.info("upgrade_proto.cpp:50", "Successfully upgraded file specified using deprecated "
+        log.info("upgrade_proto.cpp:49", "Successfully upgraded file specified using deprecated "
                  "data transformation parameters.")
+        log.warning("upgrade_proto.cpp:51", "Note that future Caffe releases will only support "
+                    "transform_param messages for transformation fields.")
     if len(net.layers):
-        log.info("upgrade_proto.cpp:56", "Attempting to upgrade input file specified using "
+        log.info("upgrade_proto.cpp:55", "Attempting to upgrade input file specified using "
                  f"deprecated V1LayerParameter: {source}")
         net = _v1_to_v2(net, source)
-        log.info("upgrade_proto.cpp:64", "Successfully upgraded file specified using deprecated "
+        log.info("upgrade_proto.cpp:63", "Successfully upgraded file specified using deprecated "
                  "V1LayerParameter")
     if len(net.input):
-        log.info("upgrade_proto.cpp:70", "Attempting to upgrade input file specified using "
+        log.info("upgrade_proto.cpp:69", "Attempting to upgrade input file specified using "
                  f"deprecated input fields: {source}")
         _upgrade_input(net, source)
-        log.info("upgrade_proto.cpp:73", "Successfully upgraded file specified using deprecated "
+        log.info("upgrade_proto.cpp:72", "Successfully upgraded file specified using deprecated "
                  "input fields.")
+        log.warning("upgrade_proto.cpp:74", "Note that future Caffe releases will only support "
+                    "input layers and not input fields.")
     if any(l.type == "BatchNorm" and len(l.param) == 3 for l in net.layer):
-        log.info("upgrade_proto.cpp:80", "Attempting to upgrade batch norm layers using "
+        log.info("upgrade_proto.cpp:79", "Attempting to upgrade batch norm layers using "
                  f"deprecated params: {source}")
         for layer in net.layer:
             if layer.type == "BatchNorm" and len(layer.param) == 3:
                 for spec in layer.param:
                     spec.lr_mult = 0
                     spec.decay_mult = 0
-        log.info("upgrade_proto.cpp:83", "Successfully upgraded batch norm layers using "
+        log.info("upgrade_proto.cpp:82", "Successfully upgraded batch norm layers using "
                  "deprecated params.")
     return net
 
