@@ -80,9 +80,11 @@ def build(opts, world):
 
 def _make_net(Net, net_param, opts, source, world=None):
     """A Net in its merged NetState; the train net of rank r reads every world_size-th record."""
-    phase, stages, level = solver_setup.net_state_args(net_param)
+    # net_param.state already is the merged NetState (Caffe copies it into the net's
+    # parameters); the Net must not add the stages a second time.
+    phase = net_param.state.phase
     rank, size = (world.rank, world.size) if world is not None else (0, 1)
-    return Net(net_param, phase=phase, stages=stages, level=level, device=opts.device,
+    return Net(net_param, phase=phase, stages=(), level=None, device=opts.device,
                fast=opts.fast, source=source, rank=rank, world_size=size)
 
 
