@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bnface_caffe import glog, prototxt, schedules
-from bnface_caffe.engine import solver_setup
+from bnface_caffe.errors import UserError
 from bnface_caffe.engine.train import TrainOptions, train
 from bnface_caffe.proto import caffe_pb2
 from solver_fixtures import SOLVER, make_setup
@@ -192,3 +192,23 @@ def test_log_parsed_by_the_log_parser(straight, folder):
     lrs = {r["NumIters"]: r["LearningRate"] for r in log.train}
     assert lrs[5] == pytest.approx(0.05) and lrs[6] == pytest.approx(0.025)
     assert lrs[12] == pytest.approx(0.0125) and lrs[13] == pytest.approx(0.00625)
+
+
+def test_finetune_loads_weights_into_train_and_test_nets(straight, folder):
+    tuned, lines = run(folder, {"max_iter": 1, "base_lr": 0.0, "snapshot": 0, "random_seed": 3},
+                       log_name="tune.log", weights="snap/toy_iter_20.caffemodel")
+    assert messages(lines).count("Finetuning from snap/toy_iter_20.caffemodel") == 2
+    trained = dict(straight[0].net.params)["fc"][0].detach().numpy()
+    np.testing.assert_array_equal(dict(tuned.net.params)["fc"][0].detach().numpy(), trained)
+    with pytest.raises(UserError, match="no such weights file"):
+        run(folder, {"max_iter": 1}, log_name="bad.log", weights="snap/nope.caffemodel")
+
+
+def test_test_compute_loss_logs_the_mean_weighted_loss(folder):
+    _, lines = run(folder, {"max_iter": 0, "test_compute_loss": True}, log_name="tl.log")
+    body = messages(lines)
+    i = body.index("Iteration 0, Testing net (#0)")
+    loss = body[i + 1]
+    assert loss.startswith("Test loss: ")
+    value = loss.split(": ")[1]
+    assert body[i + 3] == f"    Test net output #1: loss = {value} (* 1 = {value} loss)"

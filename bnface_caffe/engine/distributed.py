@@ -43,9 +43,14 @@ class World:
 
     def broadcast_tensors(self, tensors):
         """Everyone takes rank 0's values (weights after fill/--weights/restore)."""
-        if self.size > 1:
+        if self.size > 1 and tensors:
+            # one flat buffer: one collective, and any memory layout (channels-last) is fine
+            flat = torch.cat([t.reshape(-1) for t in tensors])
+            dist.broadcast(flat, src=0)
+            offset = 0
             for t in tensors:
-                dist.broadcast(t, src=0)
+                t.copy_(flat[offset:offset + t.numel()].view(t.shape))
+                offset += t.numel()
 
     def broadcast_flag(self, flag):
         if self.size == 1:
@@ -75,7 +80,7 @@ class World:
         flat = flat[:n].div_(self.size)
         offset = 0
         for d in diffs:
-            d.copy_(flat[offset:offset + d.numel()].view_as(d))
+            d.copy_(flat[offset:offset + d.numel()].view(d.shape))
             offset += d.numel()
         action = EFFECTS[int(round(flags[1])) + ACTION_CODES[NONE]]
         return flags[0] > 0, action
