@@ -75,7 +75,7 @@ class Net:
         self.fast = fast
         self.log = logger
         self.log.info("net.cpp:0", precision.describe(fast, self.device))
-        param = upgrade_net(net_param, self.source)
+        param = upgrade_net(net_param, self.source, self.log)
         state = param.state
         if phase is not None:
             state.phase = phase
@@ -121,10 +121,11 @@ class Net:
             if len(lp.propagate_down) and len(lp.propagate_down) != len(lp.bottom):
                 raise self._error(lp, f"propagate_down must be given 0 or {len(lp.bottom)} times "
                                   f"(once per bottom), got {len(lp.propagate_down)}")
-            layer = create_layer(lp, lp.phase, f"{self.source}: ")
-            layer.fast, layer.device = self.fast, self.device
+            layer = create_layer(lp, lp.phase, f"{self.source}: ", self.log)
+            layer.fast, layer.device, layer.log = self.fast, self.device, self.log
             if lp.type == "Data":
                 layer.rank, layer.world_size = self._rank, self._world_size
+            layer.open()
             index = len(self.nodes)
             L.info("net.cpp:86", f"Creating Layer {lp.name}")
             node = Node(layer, list(lp.bottom), [])
@@ -464,7 +465,7 @@ class Net:
     def copy_trained_layers_from(self, net_parameter, source="weights"):
         """Net::CopyTrainedLayersFrom: copy blobs by layer name, checking counts and shapes.
         Everything is checked before anything is copied."""
-        param = upgrade_net(net_parameter, source)
+        param = upgrade_net(net_parameter, source, self.log)
         plan = []
         for src in param.layer:
             node = self._first_node(src.name)

@@ -17,7 +17,7 @@ from .blobs import read_mean_file
 
 
 class Transformer:
-    def __init__(self, param, phase, where, seed=None):
+    def __init__(self, param, phase, where, seed=None, logger=log):
         self.where = where
         self.scale = np.float32(param.scale)
         self.mirror = param.mirror
@@ -28,7 +28,7 @@ class Transformer:
         self.mean_image = None
         self.mean_values = None
         if param.mean_file:
-            log.info("data_transformer.cpp:25", f"Loading mean file from: {param.mean_file}")
+            logger.info("data_transformer.cpp:25", f"Loading mean file from: {param.mean_file}")
             self.mean_image = read_mean_file(param.mean_file)
         elif len(param.mean_value):
             self.mean_values = np.asarray(param.mean_value, dtype=np.float32)

@@ -9,7 +9,7 @@ BatchNorm layers declaring exactly three param{} -> lr_mult and decay_mult 0.
 Applies to prototxts and to caffemodels alike.
 """
 from ..errors import UserError
-from ..glog import log
+from ..glog import log as _log
 from ..proto import caffe_pb2
 
 V1 = caffe_pb2.V1LayerParameter
@@ -86,14 +86,15 @@ V0_TRANSFORM = {"scale": "scale", "meanfile": "mean_file", "cropsize": "crop_siz
                 "mirror": "mirror"}
 
 
-def upgrade_net(param, source="<net>"):
+def upgrade_net(param, source="<net>", logger=None):
     """A copy of NetParameter `param` in the current format (the input is not changed)."""
+    log = logger or _log
     net = caffe_pb2.NetParameter()
     net.CopyFrom(param)
     if any(layer.HasField("layer") for layer in net.layers):
         log.info("upgrade_proto.cpp:28", "Attempting to upgrade input file specified using "
                  f"deprecated V0LayerParameter: {source}")
-        net = _v0_to_v1(net, source)
+        net = _v0_to_v1(net, source, log)
         log.info("upgrade_proto.cpp:36", "Successfully upgraded file specified using deprecated "
                  "V0LayerParameter")
         log.warning("upgrade_proto.cpp:39", "Note that future Caffe releases will not support "
@@ -111,7 +112,7 @@ def upgrade_net(param, source="<net>"):
     if len(net.layers):
         log.info("upgrade_proto.cpp:55", "Attempting to upgrade input file specified using "
                  f"deprecated V1LayerParameter: {source}")
-        net = _v1_to_v2(net, source)
+        net = _v1_to_v2(net, source, log)
         log.info("upgrade_proto.cpp:63", "Successfully upgraded file specified using deprecated "
                  "V1LayerParameter")
     if len(net.input):
@@ -135,7 +136,7 @@ def upgrade_net(param, source="<net>"):
     return net
 
 
-def _v1_to_v2(net, source):
+def _v1_to_v2(net, source, log=_log):
     if len(net.layer):
         raise UserError(f"{source}: the net mixes 'layer' and legacy 'layers' entries; rewrite the "
                         "'layers { type: ENUM }' entries as 'layer { type: \"Name\" }'")
@@ -143,11 +144,11 @@ def _v1_to_v2(net, source):
     out.CopyFrom(net)
     out.ClearField("layers")
     for i, old in enumerate(net.layers):
-        out.layer.append(_v1_layer(old, i, source))
+        out.layer.append(_v1_layer(old, i, source, log))
     return out
 
 
-def _v1_layer(old, index, source):
+def _v1_layer(old, index, source, log=_log):
     new = caffe_pb2.LayerParameter()
     new.bottom.extend(old.bottom)
     new.top.extend(old.top)
@@ -233,7 +234,7 @@ def _upgrade_input(net, source):
     net.ClearField("input_dim")
 
 
-def _v0_to_v1(net, source):
+def _v0_to_v1(net, source, log=_log):
     """V0 -> V1: fold padding layers into the following conv/pool, then map fields."""
     last_producer = {name: -1 for name in net.input}
     kept = []
@@ -261,7 +262,7 @@ def _v0_to_v1(net, source):
     if net.HasField("name"):
         out.name = net.name
     for conn in kept:
-        out.layers.append(_v0_layer(conn, source))
+        out.layers.append(_v0_layer(conn, source, log))
     out.input.extend(net.input)
     out.input_dim.extend(net.input_dim)
     if net.HasField("force_backward"):
@@ -275,7 +276,7 @@ def _copy(msg):
     return new
 
 
-def _v0_layer(conn, source):
+def _v0_layer(conn, source, log=_log):
     new = V1()
     new.bottom.extend(conn.bottom)
     new.top.extend(conn.top)

@@ -109,6 +109,7 @@ class Scale(_Broadcast):
             bias_shape = self._operand_shape(shape, axis, len(bottom_shapes[1]))
         self.bias_term = p.bias_term
         if self.bias_term:
+            self.log.info("layer_factory.hpp:77", f"Creating layer {self.name}")  # inner Bias
             specs.append((bias_shape, p.bias_filler))
         self.make_blobs(specs)
         self.two_bottoms = len(bottom_shapes) == 2

@@ -21,7 +21,8 @@ def register(cls):
     return cls
 
 
-def create_layer(param, phase, where=""):
+def create_layer(param, phase, where="", logger=None):
+    (logger or log).info("layer_factory.hpp:77", f"Creating layer {param.name}")
     cls = LAYERS.get(param.type)
     if cls is None:
         what = f"unknown layer type '{param.type}'" if param.type else "no layer type given"
@@ -46,6 +47,7 @@ class Layer:
         self.param_grad = []        # per blob: this layer computes its gradient (lr_mult != 0)
         self.fast = False           # set by Net: fast (autocast) mode
         self.device = "cpu"         # set by Net: where tops made from nothing (data) go
+        self.log = log              # set by Net: the net's logger
 
     # -- helpers -------------------------------------------------------------------
     def error(self, message):
@@ -56,7 +58,7 @@ class Layer:
         ones the LayerParameter already carries (Caffe: 'Skipping parameter
         initialization'), checking their shapes."""
         if len(self.param.blobs):
-            log.info("layer.cpp:0", "Skipping parameter initialization")
+            self.log.info("layer.cpp:0", "Skipping parameter initialization")
             if len(self.param.blobs) != len(specs):
                 raise self.error(f"the layer definition carries {len(self.param.blobs)} blobs, "
                                  f"expected {len(specs)}")
@@ -77,6 +79,10 @@ class Layer:
         return blob if self.param_grad[i] else blob.detach()
 
     # -- the Caffe layer interface ---------------------------------------------------
+    def open(self):
+        """What Caffe's layer constructor does beyond storing the parameters (the Data
+        layer opens its database here); called by Net before connecting the layer."""
+
     def setup(self, bottom_shapes):
         """LayerSetUp: read parameters, create blobs."""
 

@@ -70,7 +70,7 @@ class Data(Layer):
     rank = 0          # set by Net for multi-GPU training: every world_size-th record
     world_size = 1
 
-    def setup(self, bottom_shapes):
+    def open(self):
         dp = self.param.data_param
         where = f"layer '{self.name}' (Data)"
         if not dp.source:
@@ -81,16 +81,22 @@ class Data(Layer):
             if not os.path.exists(os.path.join(dp.source, "data.mdb")):
                 raise self.error(f"backend LEVELDB is not supported (source {dp.source}); "
                                  "build an LMDB and set data_param { backend: LMDB }")
-            log.warning("data_layer.cpp:0", f"{where}: backend is LEVELDB (Caffe's default) but "
+            self.log.warning("data_layer.cpp:0", f"{where}: backend is LEVELDB (Caffe's default) but "
                         f"{dp.source} is an LMDB; reading it as LMDB")
         self.batch_size = int(dp.batch_size)
-        self.transformer = Transformer(self.param.transform_param, self.phase, where)
         self.prefetcher = _Prefetcher(dp.source, self.rank, self.world_size, self.batch_size,
-                                      self.transformer, max(1, int(dp.prefetch)))
-        datum_shape = self.prefetcher.datum_shape()
-        c, h, w = self.transformer.output_shape(datum_shape)
+                                      max(1, int(dp.prefetch)))
+        self.datum_shape = self.prefetcher.datum_shape()
+        self.log.info("db_lmdb.cpp:35", f"Opened lmdb {dp.source}")
+
+    def setup(self, bottom_shapes):
+        where = f"layer '{self.name}' (Data)"
+        self.transformer = Transformer(self.param.transform_param, self.phase, where,
+                                       logger=self.log)
+        c, h, w = self.transformer.output_shape(self.datum_shape)
+        self.prefetcher.start(self.transformer)
         self.top_shape = (self.batch_size, c, h, w)
-        log.info("data_layer.cpp:45", "output data size: "
+        self.log.info("data_layer.cpp:45", "output data size: "
                  + ",".join(str(d) for d in self.top_shape))
 
     def reshape(self, bottom_shapes):
@@ -118,12 +124,17 @@ class Data(Layer):
 class _Prefetcher:
     """A daemon thread owning the DatumReader: fills a queue with transformed batches."""
 
-    def __init__(self, source, rank, world_size, batch_size, transformer, depth):
+    def __init__(self, source, rank, world_size, batch_size, depth):
         self.queue = queue.Queue(maxsize=depth)
         self.shape_box = queue.Queue(maxsize=1)
-        self.args = (source, rank, world_size, batch_size, transformer)
+        self.transformer_box = queue.Queue(maxsize=1)
+        self.args = (source, rank, world_size, batch_size)
         self.thread = threading.Thread(target=self._run, name=f"prefetch:{source}", daemon=True)
         self.thread.start()
+
+    def start(self, transformer):
+        """Batches start once the layer is set up (Caffe: InternalThread after SetUp)."""
+        self.transformer_box.put(transformer)
 
     def datum_shape(self):
         kind, value = self.shape_box.get()
@@ -139,7 +150,7 @@ class _Prefetcher:
         return value
 
     def _run(self):
-        source, rank, world_size, batch_size, transformer = self.args
+        source, rank, world_size, batch_size = self.args
         try:
             from ...data.reader import DatumReader
             reader = DatumReader(source, rank=rank, world_size=world_size)
@@ -147,6 +158,7 @@ class _Prefetcher:
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
             self.shape_box.put(("error", _as_user_error(err, source)))
             return
+        transformer = self.transformer_box.get()
         try:
             while True:
                 images, labels = reader.next_batch(batch_size)

@@ -76,6 +76,7 @@ class SoftmaxWithLoss(LossLayer):
     tops = (1, 2)
 
     def setup(self, bottom_shapes):
+        self.log.info("layer_factory.hpp:77", f"Creating layer {self.name}")  # inner Softmax
         lp = self.param.loss_param
         self.ignore_label = lp.ignore_label if lp.HasField("ignore_label") else None
         if lp.HasField("normalization"):
