@@ -102,7 +102,7 @@ def run_plain(net_param, bn, iters, threads, device="cpu"):
     times = []
     for i in range(iters):
         images, labels = reader.next_batch(BATCH)
-        x = (torch.from_numpy(images).to(device).float() - mean) * scale
+        x = (torch.from_numpy(images.copy()).to(device).float() - mean) * scale
         y = torch.from_numpy(labels).to(device).long()
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=False)
