@@ -52,7 +52,8 @@ def test_float_data_records_decode_as_float32():
     d.float_data.extend([0.5, -1, 2, 3, 4, 5.25])
     array, label = datum.decode(d.SerializeToString())
     assert array.dtype == np.float32 and label == 4
-    np.testing.assert_array_equal(array, np.array([0.5, -1, 2, 3, 4, 5.25], np.float32).reshape(1, 2, 3))
+    expected = np.array([0.5, -1, 2, 3, 4, 5.25], np.float32).reshape(1, 2, 3)
+    np.testing.assert_array_equal(array, expected)
 
 
 def test_bad_records_are_user_errors():

@@ -57,7 +57,8 @@ def test_key_order_wraparound_and_restart_line(tmp_path, captured_log):
 
 
 def test_datum_shape_peek_does_not_move_the_cursor(tmp_path):
-    reader = DatumReader(make_lmdb(tmp_path / "db", [datum.encode_raw(gray(i), i) for i in range(3)]))
+    path = make_lmdb(tmp_path / "db", [datum.encode_raw(gray(i), i) for i in range(3)])
+    reader = DatumReader(path)
     assert reader.datum_shape == (1, 4, 4)
     assert reader.next_batch(1)[1].tolist() == [0]
 

@@ -14,6 +14,7 @@ import sys
 from ..data import build as builder
 from ..data import synthetic
 from ..errors import UserError
+from ..glog import cpp_number
 
 
 def parser():
@@ -104,8 +105,9 @@ def summary(f):
         text += " Listfile labels renumbered 0..N-1 (labels.txt gives each one's name)."
     if f["test"] == 0:
         text += " The test set is empty (--test-fraction 0 or one image per class)."
-    means = ", ".join(f"[{c}] {v:.6g}" for c, v in enumerate(f["mean"]))
-    text += f" mean.binaryproto written; mean_value channel {means}."
+    means = ", ".join(f"mean_value channel [{c}]: {cpp_number(v)}"
+                      for c, v in enumerate(f["mean"]))
+    text += f" Wrote mean.binaryproto ({means})."
     return text
 
 

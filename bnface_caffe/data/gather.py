@@ -4,6 +4,7 @@ synthetic identities. Each worker ignores SIGINT; Ctrl-C reaches only the parent
 import multiprocessing
 import os
 import signal
+import threading
 
 import cv2
 import numpy as np
@@ -44,7 +45,13 @@ def _pool_map(func, jobs, workers, init_args, chunksize):
         yield from map(func, jobs)
         return
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    pool = ctx.Pool(workers, _init_worker, init_args)
+    main = threading.current_thread() is threading.main_thread()
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # workers are
+    try:                                                                    # born deaf to ^C
+        pool = ctx.Pool(workers, _init_worker, init_args)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, saved)
     try:
         yield from pool.imap_unordered(func, jobs, chunksize)
         pool.close()

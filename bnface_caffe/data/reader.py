@@ -58,53 +58,62 @@ class DatumReader:
         return self._datum
 
     def _next(self):
-        if not self.cursor.next():
-            if self.rank == 0:  # Caffe logs on the root solver only
-                log.info(RESTART_WHERE, "Restarting data prefetching from start.")
-            self.restarts += 1
-            self.cursor.first()
         self.offset += 1
+        if not self.cursor.next():
+            self._restart()
 
-    def _skip_foreign(self):
-        while self.offset % self.world_size != self.rank:
-            self._next()
+    def _restart(self):
+        if self.rank == 0:  # Caffe logs on the root solver only
+            log.info(RESTART_WHERE, "Restarting data prefetching from start.")
+        self.restarts += 1
+        self.cursor.first()
 
     def next_records(self, n):
         """The next n (key, value) pairs this rank reads, advancing the cursor."""
         out = []
+        cursor = self.cursor
+        if self.world_size == 1:  # the hot path: no skipping, no per-record method calls
+            for _ in range(n):
+                out.append((cursor.key(), cursor.value()))
+                self.offset += 1
+                if not cursor.next():
+                    self._restart()
+            return out
         for _ in range(n):
-            self._skip_foreign()
-            out.append((self.cursor.key(), self.cursor.value()))
+            while self.offset % self.world_size != self.rank:
+                self._next()
+            out.append((cursor.key(), cursor.value()))
             self._next()
         return out
 
     def next_batch(self, n):
         """(images [n,C,H,W] uint8, or float32 for float_data records; labels int32 [n])."""
         records = self.next_records(n)
-        labels = np.empty(n, np.int32)
         first = self._parse(*records[0])
         if not first.encoded and first.data:
-            return self._raw_batch(records, first, labels)
-        return self._generic_batch(records, labels)
+            return self._raw_batch(records, (first.channels, first.height, first.width))
+        return self._generic_batch(records, np.empty(n, np.int32))
 
-    def _raw_batch(self, records, first, labels):
+    def _raw_batch(self, records, shape):
         # Fast path: every record raw uint8 of the first one's size; join the bytes once.
-        shape = (first.channels, first.height, first.width)
         size = shape[0] * shape[1] * shape[2]
-        chunks = []
+        chunks, labels = [], []
         datum = self._datum
-        for i, (key, value) in enumerate(records):
-            if i:
-                datum = self._parse(key, value)
-            if datum.encoded or len(datum.data) != size:
-                if datum.encoded or not datum.data:
-                    return self._generic_batch(records, labels)
-                raise UserError(f"{self._where(key)}: {len(datum.data)} data bytes, but the "
+        for key, value in records:
+            try:
+                datum.ParseFromString(value)
+            except Exception:
+                self._parse(key, value)  # raises the located UserError
+            data = datum.data
+            if len(data) != size or datum.encoded:
+                if datum.encoded or not data:  # a mixed LMDB: take the slow path
+                    return self._generic_batch(records, np.empty(len(records), np.int32))
+                raise UserError(f"{self._where(key)}: {len(data)} data bytes, but the "
                                 f"batch's first record has shape {shape} ({size} bytes)")
-            chunks.append(datum.data)
-            labels[i] = datum.label
+            chunks.append(data)
+            labels.append(datum.label)
         images = np.frombuffer(b"".join(chunks), np.uint8).reshape((len(records),) + shape)
-        return images, labels
+        return images, np.array(labels, np.int32)
 
     def _generic_batch(self, records, labels):
         # Encoded or float_data records, or a mix: decode one by one.
