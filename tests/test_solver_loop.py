@@ -54,7 +54,10 @@ def weights(loop):
 
 
 def messages(lines, where=None):
-    return [m for w, m in lines if where is None or w == where]
+    """Message texts (of one file:line if given), without the prefetch thread's
+    "Restarting data prefetching" lines, which come whenever that thread wraps."""
+    return [m for w, m in lines if (where is None or w == where)
+            and not m.startswith("Restarting data prefetching")]
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +70,7 @@ def straight(folder):
 
 def test_sequence_of_caffe_lines(straight):
     _, lines = straight
-    # (the prefetch thread's "Restarting data prefetching" lines come when they come)
-    body = [m for m in messages(lines) if not m.startswith("Restarting data")]
+    body = messages(lines)
     start = body.index("Solving toy")
     seq = [m for m in body[start:] if re.match(r"Iteration \d+, Testing|Snapshotting to|"
                                                r"Iteration 20, loss|Optimization Done", m)]
