@@ -532,3 +532,22 @@ def test_the_papers_train_nets_train_step(bn, tmp_path):
     if bn:
         stats = [n.layer.blobs[2].item() for n in net.nodes if n.layer.type == "BatchNorm"]
         assert stats == [1.0] * 4
+
+
+def test_fast_mode_is_announced_and_stays_close_to_faithful():
+    results = []
+    for fast in (False, True):
+        torch.manual_seed(5)
+        net, lines = build(TINY, fast=fast)
+        net.set_input("data", torch.randn(2, 1, 6, 6, generator=torch.Generator().manual_seed(6)))
+        net.set_input("label", torch.tensor([1.0, 2.0]))
+        results.append((net.forward_backward(), [p.diff.clone() for p in net.learnable_params]))
+        header = [line for line in lines if line.startswith("Numerics:")]
+        assert header and (("FAST" in header[0]) == fast)
+    (loss_a, diffs_a), (loss_b, diffs_b) = results
+    assert loss_b == pytest.approx(loss_a, rel=1e-3)
+    for a, b in zip(diffs_a, diffs_b):
+        assert torch.allclose(a, b, atol=1e-3, rtol=1e-2)
+    assert torch.are_deterministic_algorithms_enabled() is False   # fast mode ran last
+    build(TINY)[0].forward()
+    assert torch.are_deterministic_algorithms_enabled() is True    # faithful re-applies

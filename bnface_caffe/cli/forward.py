@@ -78,10 +78,18 @@ def transform_param(args):
     return param
 
 
-def load_inputs(args, shape):
+def is_npy(args):
+    if len(args.inputs) == 1 and args.inputs[0].endswith(".npy"):
+        return True
+    if any(p.endswith(".npy") for p in args.inputs):
+        raise UserError("give one .npy array, or image files, not a mix")
+    return False
+
+
+def load_inputs(args, shape, transform):
     """(array [N, C, H, W] float32, names of the inputs) for input blob shape (n, C, H, W)."""
     c, h, w = shape[1:]
-    if len(args.inputs) == 1 and args.inputs[0].endswith(".npy"):
+    if is_npy(args):
         path = args.inputs[0]
         try:
             array = np.load(path, allow_pickle=False)
@@ -93,8 +101,6 @@ def load_inputs(args, shape):
             raise UserError(f"{path}: array of shape {array.shape} does not fit the input blob "
                             f"(N, {c}, {h}, {w}); give [N,] {c}x{h}x{w}")
         return array.astype(np.float32), [f"{path}[{i}]" for i in range(len(array))]
-    if any(p.endswith(".npy") for p in args.inputs):
-        raise UserError("give one .npy array, or image files, not a mix")
     if c != 1:
         raise UserError(f"the input blob has {c} channels; image inputs are read gray (1 channel),"
                         " so give a .npy array instead")
@@ -112,7 +118,7 @@ def load_inputs(args, shape):
     images = np.stack(images)
     if args.raw:
         return images.astype(np.float32), list(args.inputs)
-    transformer = Transformer(transform_param(args), caffe_pb2.TEST, "image inputs", seed=0)
+    transformer = Transformer(transform, caffe_pb2.TEST, "image inputs", seed=0)
     if transformer.crop and transformer.crop != h:
         raise UserError(f"the transform crops to {transformer.crop} but the input blob is {h}x{w}")
     return transformer(images), list(args.inputs)
@@ -156,10 +162,15 @@ def print_top_k(result, names, k, labels):
 
 def main(argv):
     args = parse_args(argv)
+    net_param = read_net(args.deploy)        # input mistakes fail before any log line
+    transform = None if is_npy(args) or args.raw else transform_param(args)
+    for path in [args.weights] + ([] if is_npy(args) else args.inputs):
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: no such file")
     if args.quiet:
         log.stderr = False
     device = device_for(args.gpu)
-    net = Net(read_net(args.deploy), phase=caffe_pb2.TEST, device=device, source=args.deploy)
+    net = Net(net_param, phase=caffe_pb2.TEST, device=device, source=args.deploy)
     net.copy_trained_layers_from_file(args.weights)
     inputs = net.input_names
     if args.input_blob:
@@ -176,7 +187,7 @@ def main(argv):
     shape = net.shapes[blob]
     if len(shape) != 4:
         raise UserError(f"{args.deploy}: input blob '{blob}' has shape {shape}; expected N C H W")
-    array, names = load_inputs(args, shape)
+    array, names = load_inputs(args, shape, transform)
     wanted = list(net.output_names)
     for name in filter(None, args.blobs.split(",")):
         if name not in net.shapes:

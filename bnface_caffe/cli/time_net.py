@@ -51,9 +51,10 @@ def device_for(gpu):
 
 def main(argv):
     args = parse_args(argv)
+    net_param = read_net(args.model)          # a bad file fails before any log line
     device = device_for(args.gpu)
     phase = caffe_pb2.Phase.Value(args.phase)
-    net = Net(read_net(args.model), phase=phase, stages=args.stage, level=args.level,
+    net = Net(net_param, phase=phase, stages=args.stage, level=args.level,
               device=device, fast=args.fast, source=args.model)
     if args.weights:
         net.copy_trained_layers_from_file(args.weights)

@@ -5,6 +5,7 @@ weight blob is [num_output, C/group, k...] (Deconvolution: [C, num_output/group,
 k...]), the bias [num_output]; both default to the constant-0 filler. Each
 bottom i gives top i with the same weights, as in Caffe.
 """
+import torch
 import torch.nn.functional as F
 
 from ..blobs import shape_string
@@ -124,6 +125,8 @@ class _ConvBase(Layer):
         w = self.weight(0)
         b = self.weight(1) if self.bias_term else None
         n = len(self.kernel)
+        if self.fast and n == 2:  # channels-last activations: faster convs on CPU and GPU
+            bottoms = [x.contiguous(memory_format=torch.channels_last) for x in bottoms]
         if self.transposed:
             return [DECONV[n](x, w, b, self.stride, self.pad, 0, self.group, self.dilation)
                     for x in bottoms]
