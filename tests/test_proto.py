@@ -66,3 +66,12 @@ def test_layer_parameter_defaults_that_matter():
     assert caffe_pb2.LossParameter().normalization == caffe_pb2.LossParameter.VALID
     assert caffe_pb2.NetState().phase == caffe_pb2.TEST
     assert caffe_pb2.V1LayerParameter.SOFTMAX_LOSS == 21 and caffe_pb2.V1LayerParameter.DECONVOLUTION == 39
+
+
+def test_schema_lives_in_a_private_pool_so_real_pycaffe_can_load_beside_it():
+    from google.protobuf import descriptor_pool
+
+    # What a real pycaffe's caffe_pb2 does on import: register caffe.proto in the default pool.
+    descriptor_pool.Default().AddSerializedFile(caffe_pb2.DESCRIPTOR.serialized_pb)
+    assert caffe_pb2.NetParameter.DESCRIPTOR.full_name == "caffe.NetParameter"
+    assert caffe_pb2.NetParameter(name="x").SerializeToString() == b"\x0a\x01x"

@@ -9,15 +9,26 @@ PROTO = HERE / "caffe.proto"
 MODULE = HERE / "caffe_pb2.py"
 
 
+DEFAULT_POOL = "DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile("
+PRIVATE_POOL = (
+    "# bnface-caffe: a private descriptor pool, so that this module and a real pycaffe's\n"
+    "# caffe_pb2 (the same 'caffe.*' names) can both be imported in one process.\n"
+    "_POOL = _descriptor_pool.DescriptorPool()\n"
+    "DESCRIPTOR = _POOL.AddSerializedFile(")
+
+
 def generate() -> str:
-    """Return the source protoc writes for caffe.proto today."""
+    """Return protoc's module for caffe.proto, registered in a private descriptor pool."""
     from grpc_tools import protoc  # test/dev dependency only
 
     with tempfile.TemporaryDirectory() as out:
         status = protoc.main(["protoc", f"-I{HERE}", f"--python_out={out}", str(PROTO)])
         if status != 0:
             raise SystemExit(f"{PROTO}: protoc failed with status {status}")
-        return (pathlib.Path(out) / "caffe_pb2.py").read_text()
+        source = (pathlib.Path(out) / "caffe_pb2.py").read_text()
+    if source.count(DEFAULT_POOL) != 1:
+        raise SystemExit("protoc's output changed shape: cannot move caffe_pb2 to a private pool")
+    return source.replace(DEFAULT_POOL, PRIVATE_POOL)
 
 
 def main() -> None:
