@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 CASCADE = "haarcascade_frontalface_default.xml"
-DETECT_MAX_SIDE = 400   # detect on a copy no larger than this (speed); boxes are scaled back
+DETECT_SIDE = 128   # detect on a copy whose shorter side is this (speed; boxes scaled back):
+                    # with Haar's 24-pixel window, faces from ~1/5 of that side up are found
 
 
 def load_cascade(name=CASCADE):
@@ -20,27 +21,20 @@ def load_cascade(name=CASCADE):
     return cascade
 
 
-def detect_largest_face(gray, cascade, min_size_fraction=0.15):
+def detect_largest_face(gray, cascade):
     """(x, y, w, h) of the largest face found in a gray uint8 image, or None."""
-    height, width = gray.shape
-    scale = min(1.0, DETECT_MAX_SIDE / max(height, width))
-    small = gray
-    if scale < 1.0:
-        small = cv2.resize(gray, (round(width * scale), round(height * scale)),
-                           interpolation=cv2.INTER_AREA)
-    # Haar's smallest window is 24×24; upscale tiny images so a face filling them is found.
-    up = 1.0
-    if min(small.shape) < 60:
-        up = 60.0 / min(small.shape)
-        small = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
-    min_side = max(24, int(min(small.shape) * min_size_fraction))
-    faces = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=4,
-                                     minSize=(min_side, min_side))
+    short = min(gray.shape)
+    # Shrink big images to DETECT_SIDE; enlarge tiny ones (e.g. 25×25 crops) to 60 pixels so
+    # a face filling them still fits Haar's 24×24 window with room to spare.
+    scale = DETECT_SIDE / short if short > DETECT_SIDE else max(1.0, 60.0 / short)
+    small = gray if scale == 1.0 else cv2.resize(
+        gray, None, fx=scale, fy=scale,
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    faces = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=4, minSize=(24, 24))
     if len(faces) == 0:
         return None
     x, y, w, h = max(faces, key=lambda f: (f[2] * f[3], -f[0], -f[1]))
-    factor = 1.0 / (scale * up)
-    return (x * factor, y * factor, w * factor, h * factor)
+    return (float(x / scale), float(y / scale), float(w / scale), float(h / scale))
 
 
 def square_around(box, margin):
