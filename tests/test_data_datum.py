@@ -67,3 +67,13 @@ def test_bad_records_are_user_errors():
         datum.decode(broken, "k3")
     with pytest.raises(UserError, match="unknown encode type"):
         datum.encode_compressed(np.zeros((2, 2), np.uint8), 0, "gif")
+
+
+def test_raw_record_bytes_are_caffes_own():
+    # Laid out as BVLC Caffe's convert_imageset --gray wrote them (checked byte for byte against
+    # a real build): channels, height, width, data (length 2500 = varint c4 13), label, and
+    # encoded=false written explicitly (CVMatToDatum sets it) as the final "38 00".
+    image = np.full((50, 50), 9, np.uint8)
+    expected = (b"\x08\x01\x10\x32\x18\x32\x22\xc4\x13" + image.tobytes() + b"\x28\x96\x01"
+                + b"\x38\x00")
+    assert datum.encode_raw(image, 150) == expected

@@ -55,3 +55,13 @@ def test_mean_errors(tmp_path):
     LmdbWriter(str(empty)).close()
     with pytest.raises(UserError, match="no records"):
         mean.image_mean(str(empty))
+
+
+def test_mean_file_bytes_are_compute_image_means_layout(tmp_path):
+    # num, channels, height, width, then packed float data: the bytes compute_image_mean writes
+    # (checked byte for byte against a real Caffe build).
+    images = np.array([[[0, 2], [4, 9]], [[2, 2], [0, 0]]], np.uint8)
+    src = write(tmp_path / "db", [datum.encode_raw(im, 0) for im in images])
+    mean.write_mean(src, str(tmp_path / "m"))
+    data = np.array([1, 2, 2, 4.5], "<f4").tobytes()
+    assert (tmp_path / "m").read_bytes() == b"\x08\x01\x10\x01\x18\x02\x20\x02\x2a\x10" + data

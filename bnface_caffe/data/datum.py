@@ -25,7 +25,9 @@ def encode_raw(image, label):
     if chw.dtype != np.uint8:
         raise ValueError(f"raw Datum data must be uint8, got {chw.dtype}")
     c, h, w = chw.shape
-    datum = caffe_pb2.Datum(channels=c, height=h, width=w, data=chw.tobytes(), label=int(label))
+    # encoded=False is set explicitly, as Caffe's CVMatToDatum does, so the bytes match its own.
+    datum = caffe_pb2.Datum(channels=c, height=h, width=w, data=chw.tobytes(), label=int(label),
+                            encoded=False)
     return datum.SerializeToString()
 
 
