@@ -551,3 +551,26 @@ def test_fast_mode_is_announced_and_stays_close_to_faithful():
     assert torch.are_deterministic_algorithms_enabled() is False   # fast mode ran last
     build(TINY)[0].forward()
     assert torch.are_deterministic_algorithms_enabled() is True    # faithful re-applies
+
+
+def test_permissive_sharing_views_the_owners_memory():
+    text = """
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 6 } } }
+layer { name: "ip1" type: "InnerProduct" bottom: "x" top: "y1" loss_weight: 1 param { name: "w" }
+  inner_product_param { num_output: 2 bias_term: false weight_filler { type: "gaussian" } } }
+layer { name: "r" type: "Reshape" bottom: "x" top: "x3" reshape_param { shape { dim: 0 dim: 3 dim: 2 } } }
+layer { name: "ip2" type: "InnerProduct" bottom: "x3" top: "y2" loss_weight: 1
+  param { name: "w" share_mode: PERMISSIVE }
+  inner_product_param { num_output: 6 bias_term: false axis: 2 } }
+"""
+    net, _ = build(text)
+    (w,) = net.learnable_params                       # one owner, 12 numbers
+    ip2 = [n for n in net.nodes if n.layer.name == "ip2"][0].layer
+    assert ip2.blobs[0].shape == (6, 2) and ip2.blobs[0].data_ptr() == w.data.data_ptr()
+    x = torch.randn(2, 6)
+    net.set_input("x", x)
+    net.forward_backward()
+    # d/dW of sum(x W^T) + sum(x3 V^T), V = the same 12 numbers viewed 6x2
+    g1 = x.sum(0).expand(2, 6)
+    g2 = x.reshape(2, 3, 2).sum((0, 1)).expand(6, 2).reshape(2, 6)
+    assert torch.allclose(w.diff, g1 + g2, atol=1e-5)

@@ -94,6 +94,7 @@ class Net:
         self._fold_batchnorm_scale()
         self._to_device()
         self._make_params(set_requires_grad=True)
+        self._share_blobs()
         self.values = {}
         self._graph = None
 
@@ -206,9 +207,6 @@ class Net:
             for blob, weight in zip(node.tops, node.loss_weights):
                 self.loss_weights[blob] = weight
         self.loss_weights = {name: self.loss_weights.get(name, 0.0) for name in self.output_names}
-        for node_index, blob_index, owner in self._sharers:
-            o_node, o_blob = self._owners[owner][:2]
-            self.nodes[node_index].layer.blobs[blob_index] = self.nodes[o_node].layer.blobs[o_blob]
         L.info("net.cpp:257", "Network initialization done.")
 
     def _check_counts(self, lp, layer, num_tops):
@@ -264,8 +262,6 @@ class Net:
                                           f"'{o_layer.name}')")
                     entry[has], entry[value] = True, getattr(spec, what)
             self._sharers.append((index, i, owner))
-            if tuple(blob.shape) != tuple(o_blob.shape):  # permissive: view owner's memory
-                layer.blobs[i] = o_blob  # reshaped at use by the layer's own ops
 
     def _analyse_backward(self):
         """Net::Init's backward pass: which layers contribute to a loss (and log it)."""
@@ -328,18 +324,27 @@ class Net:
                 new.append(moved[id(blob)])
             layer.blobs = new
 
+    def _share_blobs(self):
+        """Net::ShareWeights: a sharing layer computes with its owner's tensor (viewed in
+        its own shape under share_mode PERMISSIVE), so gradients of both uses add."""
+        for node_index, blob_index, owner in self._sharers:
+            o_node, o_blob = self._owners[owner][:2]
+            source = self.nodes[o_node].layer.blobs[o_blob]
+            layer = self.nodes[node_index].layer
+            shape = tuple(layer.blobs[blob_index].shape)
+            layer.blobs[blob_index] = source if tuple(source.shape) == shape else source.view(shape)
+
     def _make_params(self, set_requires_grad):
         """learnable_params: owners in layer order, with their (possibly adopted) multipliers."""
-        users = {}
-        for node in self.nodes:
-            for i, blob in enumerate(node.layer.blobs):
-                users.setdefault(id(blob), []).append(node.layer.param_grad[i])
+        wants_grad = [self.nodes[n].layer.param_grad[i] for n, i, *_ in self._owners]
+        for n, i, owner in self._sharers:
+            wants_grad[owner] = wants_grad[owner] or self.nodes[n].layer.param_grad[i]
         self.learnable_params = []
-        for node_index, blob_index, _, lr, _, decay, name in self._owners:
+        for k, (node_index, blob_index, _, lr, _, decay, name) in enumerate(self._owners):
             layer = self.nodes[node_index].layer
             leaf = layer.blobs[blob_index]
             if set_requires_grad:
-                leaf.requires_grad_(any(users.get(id(leaf), [False])))
+                leaf.requires_grad_(wants_grad[k])
             self.learnable_params.append(Param(leaf, lr, decay, layer.name, blob_index, name))
 
     # -- running -----------------------------------------------------------------------
