@@ -466,6 +466,9 @@ layer {{ name: "data" type: "Data" top: "data" top: "label"
     np.testing.assert_array_equal(label, [0, 10, 20])
     net.forward()                                      # wraps: records 3, 4, 0
     np.testing.assert_array_equal(net.blob("label"), [30, 40, 0])
+    thread = net.nodes[0].layer.prefetcher.thread
+    net.close()
+    assert not thread.is_alive()
 
 
 def test_data_layer_train_crop_and_mirror_are_windows_of_the_image(tmp_path):

@@ -399,6 +399,11 @@ class Net:
         self.backward()
         return loss
 
+    def close(self):
+        """Stop the Data layers' prefetch threads (they are daemons; this just frees them early)."""
+        for node in self.nodes:
+            node.layer.close()
+
     def clear_param_diffs(self):
         for p in self.learnable_params:
             p.diff.zero_()

@@ -96,3 +96,6 @@ class Layer:
 
     def allow_force_backward(self, bottom_index):
         return True
+
+    def close(self):
+        """Release what the layer holds open (the Data layer's reader thread)."""

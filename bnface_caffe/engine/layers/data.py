@@ -105,6 +105,9 @@ class Data(Layer):
             tops.append((self.batch_size,))
         return tops
 
+    def close(self):
+        self.prefetcher.close()
+
     def forward(self, bottoms):
         images, labels = self.prefetcher.next()
         if images.shape[1:] != self.top_shape[1:]:
@@ -129,6 +132,7 @@ class _Prefetcher:
         self.shape_box = queue.Queue(maxsize=1)
         self.transformer_box = queue.Queue(maxsize=1)
         self.args = (source, rank, world_size, batch_size)
+        self.stopped = False
         self.thread = threading.Thread(target=self._run, name=f"prefetch:{source}", daemon=True)
         self.thread.start()
 
@@ -141,6 +145,17 @@ class _Prefetcher:
         if kind == "error":
             raise value
         return value
+
+    def close(self):
+        """Stop the thread (it may be waiting to hand over a batch) and free the reader."""
+        self.stopped = True
+        if self.transformer_box.empty():
+            self.transformer_box.put(None)
+        while self.thread.is_alive():
+            try:
+                self.queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
 
     def next(self):
         kind, value = self.queue.get()
@@ -160,13 +175,15 @@ class _Prefetcher:
             return
         transformer = self.transformer_box.get()
         try:
-            while True:
+            while not self.stopped:
                 images, labels = reader.next_batch(batch_size)
                 batch = (np.ascontiguousarray(transformer(images)),
                          np.asarray(labels, dtype=np.float32))
                 self.queue.put(("ok", batch))
         except BaseException as err:  # noqa: BLE001
             self.queue.put(("error", _as_user_error(err, source)))
+        finally:
+            reader.close()
 
 
 def _as_user_error(err, source):
