@@ -50,6 +50,23 @@ def small_bn_net(classes, widths=(8, 16, 16, 24, 48, 40, 80), bn=True):
     return nn.Sequential(*layers)
 
 
+def caffe_fill(net, filler):
+    """Caffe's fillers as the generated nets use them: xavier = U(±sqrt(3/fan_in)), msra =
+    N(0, sqrt(2/fan_in)); biases constant 0. ("torch" keeps PyTorch's defaults.)"""
+    if filler == "torch":
+        return
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            fan_in = m.weight[0].numel()
+            with torch.no_grad():
+                if filler == "xavier":
+                    bound = (3.0 / fan_in) ** 0.5
+                    m.weight.uniform_(-bound, bound)
+                else:
+                    m.weight.normal_(0, (2.0 / fan_in) ** 0.5)
+                m.bias.zero_()
+
+
 def nearest_mean_accuracy(x_train, y_train, x_test, y_test, classes):
     flat_train, flat_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
     centres = np.stack([flat_train[y_train == c].mean(0) for c in range(classes)])
@@ -70,6 +87,8 @@ def main():
                    help="multiply the lr by 0.1 from this epoch on (0: constant lr)")
     p.add_argument("--no-bn", action="store_true", help="baseline: no BatchNorm")
     p.add_argument("--widths", default="8,16,16,24,48,40,80")
+    p.add_argument("--filler", choices=["xavier", "msra", "torch"], default="xavier",
+                   help="weight init (the generated nets use Caffe's xavier)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--sheet", help="save a contact sheet of 12 identities × 10 images here")
     p.add_argument("--json", action="store_true")
@@ -103,6 +122,7 @@ def main():
           f"(chance {1 / classes:.4f})", flush=True)
     widths = tuple(int(w) for w in a.widths.split(","))
     net = small_bn_net(classes, widths, bn=not a.no_bn)
+    caffe_fill(net, a.filler)
     opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
     xe, ye = torch.from_numpy(x_test), torch.from_numpy(y_test)

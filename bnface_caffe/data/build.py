@@ -2,6 +2,7 @@
 temporary folder beside OUTDIR and renamed into place only when complete."""
 import dataclasses
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -73,9 +74,11 @@ def build(opts):
     items = _list_items(opts)
     parent = os.path.dirname(outdir)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(outdir)}.partial-", dir=parent)
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; OUTDIR gets the usual mode
+    # The name is chosen before the folder exists, so a Ctrl-C at any point is cleaned up.
+    tmp = os.path.join(parent, f".{os.path.basename(outdir)}.partial-{os.getpid()}-"
+                               f"{secrets.token_hex(4)}")
     try:
+        os.mkdir(tmp)
         facts = _build_into(tmp, items, opts)
         check_outdir(outdir, opts.overwrite)  # someone may have created it meanwhile
         publish(tmp, outdir)
@@ -84,12 +87,6 @@ def build(opts):
         raise
     facts.update(outdir=opts.outdir, seconds=time.time() - start)
     return facts
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _list_items(opts):

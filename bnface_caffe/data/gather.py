@@ -1,6 +1,7 @@
 """Turn the inputs into 50×50 gray pixels, in parallel, into an on-disk array (so a
 CASIA-sized set never has to fit in memory): decode + face-crop image files, or render the
 synthetic identities. Each worker ignores SIGINT; Ctrl-C reaches only the parent."""
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -13,6 +14,7 @@ from tqdm import tqdm
 from . import faces, synthetic
 
 _state = {}
+_HELD = {signal.SIGINT, signal.SIGTERM}
 
 
 def _setup(detect, size, margin):
@@ -24,6 +26,8 @@ def _setup(detect, size, margin):
 def _init_worker(*args):
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)      # pool.terminate() ends us quietly
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     _setup(*args)
 
 
@@ -45,19 +49,40 @@ def _pool_map(func, jobs, workers, init_args, chunksize):
         yield from map(func, jobs)
         return
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    main = threading.current_thread() is threading.main_thread()
-    saved = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # workers are
-    try:                                                                    # born deaf to ^C
-        pool = ctx.Pool(workers, _init_worker, init_args)
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, saved)
+    pool = None
     try:
+        with _signals_held():
+            pool = ctx.Pool(workers, _init_worker, init_args)
         yield from pool.imap_unordered(func, jobs, chunksize)
         pool.close()
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Start workers with Ctrl-C/SIGTERM held back. The workers inherit the blocked mask and
+    unblock only after setting their own handlers (else pool.terminate()'s SIGTERM could reach
+    a worker still running ours, and it would linger). In the parent, a signal arriving now is
+    only recorded, then re-raised on the way out: raised as KeyboardInterrupt inside fork's
+    own hooks it would be swallowed ("Exception ignored") and the build would run on."""
+    received = []
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.signal(sig, lambda num, frame: received.append(num))
+             for sig in _HELD} if main else {}
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if received:
+            signal.raise_signal(received[0])
 
 
 def load_files(paths, store, detect, size, margin, workers, progress):
