@@ -1,9 +1,10 @@
-"""Engine vs plain PyTorch: forward + backward + SGD step per batch, both paper nets.
+"""Engine vs plain PyTorch: forward + backward (and + SGD step) per batch, both paper nets.
 
 For each net (baseline with Dropout; BN with BatchNorm+Scale) the engine runs the
 generated train net (its Data layers swapped for an Input layer of the same
 shapes) and a hand-written torch.nn model of the same net runs the same batch;
-both do Caffe's SGD step (momentum 0.9, weight decay 5e-4). Rounds alternate
+with --sgd both also do Caffe's SGD step (momentum 0.9, weight decay 5e-4; the
+engine's written with torch's multi-tensor ops, as torch.optim.SGD). Rounds alternate
 between the two so a busy machine slows both alike; the best round of each (the
 least disturbed, as timeit advises) and the median are reported. Goal (issue 4):
 the engine within 10% of plain PyTorch.
@@ -67,35 +68,45 @@ class Plain(nn.Module):
         return self.fc(self.features(x).flatten(1))
 
 
-def caffe_sgd(params, history):
-    """Caffe's SGD update: g += decay*w; h = momentum*h + lr*g; w -= h."""
+def caffe_sgd(groups):
+    """Caffe's SGD update per (lr_mult, decay_mult) group: g += decay*w;
+    h = momentum*h + lr*g; w -= h."""
     with torch.no_grad():
-        for p, h in zip(params, history):
-            if p.lr_mult == 0:
-                continue
-            g = p.diff
-            if DECAY * p.decay_mult:
-                g.add_(p.data, alpha=DECAY * p.decay_mult)
-            h.mul_(MOMENTUM).add_(g, alpha=LR * p.lr_mult)
-            p.data.sub_(h)
+        for (lr_mult, decay_mult), (data, diff, history) in groups.items():
+            if DECAY * decay_mult:
+                torch._foreach_add_(diff, data, alpha=DECAY * decay_mult)
+            torch._foreach_mul_(history, MOMENTUM)
+            torch._foreach_add_(history, diff, alpha=LR * lr_mult)
+            torch._foreach_sub_(data, history)
+
+
+def sgd_groups(net):
+    groups = {}
+    for p in net.learnable_params:
+        if p.lr_mult:
+            data, diff, history = groups.setdefault((p.lr_mult, p.decay_mult), ([], [], []))
+            data.append(p.data)
+            diff.append(p.diff)
+            history.append(torch.zeros_like(p.data))
+    return groups
 
 
 CLOCK = time.perf_counter   # --cpu-time: time.process_time (steadier on a shared machine)
 
 
-def time_engine(net, iters, sync):
-    history = [torch.zeros_like(p.data) for p in net.learnable_params]
+def time_engine(net, iters, sync, groups):
     sync()
     start = CLOCK()
     for _ in range(iters):
         net.clear_param_diffs()
         net.forward_backward()
-        caffe_sgd(net.learnable_params, history)
+        if groups is not None:
+            caffe_sgd(groups)
     sync()
     return (CLOCK() - start) / iters
 
 
-def time_plain(model, opt, x, y, iters, sync, fast):
+def time_plain(model, opt, x, y, iters, sync, fast, step):
     sync()
     start = CLOCK()
     for _ in range(iters):
@@ -103,7 +114,8 @@ def time_plain(model, opt, x, y, iters, sync, fast):
         with torch.autocast(x.device.type, torch.bfloat16, enabled=fast and x.is_cuda):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
-        opt.step()
+        if step:
+            opt.step()
     sync()
     return (CLOCK() - start) / iters
 
@@ -121,16 +133,17 @@ def bench(bn, args, device):
     if args.fast:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
-    time_engine(net, 1, sync)                      # warm-up (allocations, kernels)
-    time_plain(model, opt, x, y, 1, sync, args.fast)
+    groups = sgd_groups(net) if args.sgd else None
+    time_engine(net, 1, sync, groups)              # warm-up (allocations, kernels)
+    time_plain(model, opt, x, y, 1, sync, args.fast, args.sgd)
     engine, plain = [], []
     for _ in range(args.rounds):
-        engine.append(time_engine(net, args.iters, sync))
-        plain.append(time_plain(model, opt, x, y, args.iters, sync, args.fast))
+        engine.append(time_engine(net, args.iters, sync, groups))
+        plain.append(time_plain(model, opt, x, y, args.iters, sync, args.fast, args.sgd))
     e, p = min(engine), min(plain)
     em, pm = statistics.median(engine), statistics.median(plain)
     return {"net": "bn" if bn else "baseline", "device": str(device), "batch": args.batch,
-            "fast": args.fast, "engine_ms": e * 1e3, "plain_ms": p * 1e3,
+            "fast": args.fast, "sgd": args.sgd, "engine_ms": e * 1e3, "plain_ms": p * 1e3,
             "engine_img_s": args.batch / e, "plain_img_s": args.batch / p,
             "engine_vs_plain": p / e, "median_engine_ms": em * 1e3,
             "median_plain_ms": pm * 1e3, "median_engine_vs_plain": pm / em,
@@ -148,6 +161,7 @@ def main():
     ap.add_argument("--net", choices=["baseline", "bn", "both"], default="both")
     ap.add_argument("--cpu-time", action="store_true",
                     help="CPU time of this process instead of wall time (with --threads 1)")
+    ap.add_argument("--sgd", action="store_true", help="include Caffe's SGD step in each pass")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.cpu_time:
@@ -162,7 +176,8 @@ def main():
         print(json.dumps(results, indent=2))
         return
     clock = "CPU time" if args.cpu_time else "wall time"
-    print(f"forward+backward+SGD per batch of {args.batch}, {device}, {clock}, "
+    what = "forward+backward+SGD" if args.sgd else "forward+backward"
+    print(f"{what} per batch of {args.batch}, {device}, {clock}, "
           f"{'fast' if args.fast else 'faithful'} mode, {torch.get_num_threads()} threads, "
           f"best of {args.rounds} alternating rounds x {args.iters} steps (median in brackets)")
     for r in results:
