@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from bnface_caffe.engine import Net
-from bnface_caffe.engine.net import Node  # noqa: F401  (the wiring under test)
 from bnface_caffe.engine.timing import layerwise_pass
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2

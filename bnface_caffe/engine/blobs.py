@@ -5,8 +5,6 @@ files from old Caffe carry the legacy num/channels/height/width fields instead
 of `shape`. Big blobs (a 14700x320 classifier) go through raw bytes rather than
 Python floats: parsing packed floats is done by protobuf's C code.
 """
-import struct
-
 import numpy as np
 import torch
 
@@ -27,7 +25,7 @@ def count(shape, start=0, end=None):
     return n
 
 
-def canonical_axis(axis, num_axes, what="axis"):
+def canonical_axis(axis, num_axes):
     """Blob::CanonicalAxisIndex: negative axes count from the end; None if out of range."""
     if not -num_axes <= axis < max(num_axes, 1):
         return None
@@ -147,8 +145,3 @@ def read_mean_file(path):
                         f"{' '.join(map(str, proto_shape(blob))) or '(empty)'}; "
                         "make it with compute_image_mean or tools/build_lmdb.py")
     return mean
-
-
-def float_bits(x):
-    """The float32 value Caffe would hold for a Python float (for exact comparisons)."""
-    return struct.unpack("<f", struct.pack("<f", float(x)))[0]

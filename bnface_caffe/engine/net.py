@@ -19,8 +19,8 @@ from ..errors import UserError
 from ..glog import cpp_number, log
 from ..proto import caffe_pb2
 from . import precision
-from .blobs import count, proto_shape, proto_shape_matches, proto_to_array, shape_string
-from .blobs import array_to_proto
+from .blobs import (array_to_proto, count, proto_shape, proto_shape_matches, proto_to_array,
+                    shape_string)
 from .layers import create_layer
 from .netparam import filter_net, insert_splits
 from .upgrade import upgrade_net
@@ -111,7 +111,7 @@ class Net:
         need_grad = {}               # blob name -> blob_need_backward
         self.input_blobs = []        # (name, node index, top index) of Input tops
         memory = 0
-        param_owner = {}             # ParamSpec name -> (node index, blob index)
+        param_owner = {}             # ParamSpec name -> its owner's position in _owners
         self._owners = []            # (node index, blob index, has_lr, lr, has_decay, decay, name)
         self._sharers = []           # (node index, blob index, owner position in _owners)
         for lp_in in wired.layer:
