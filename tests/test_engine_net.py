@@ -576,3 +576,21 @@ layer { name: "ip2" type: "InnerProduct" bottom: "x3" top: "y2" loss_weight: 1
     g1 = x.sum(0).expand(2, 6)
     g2 = x.reshape(2, 3, 2).sum((0, 1)).expand(6, 2).reshape(2, 6)
     assert torch.allclose(w.diff, g1 + g2, atol=1e-5)
+
+
+def test_transformer_mean_value_then_scale_in_float32():
+    from bnface_caffe.engine.transform import Transformer
+    p = caffe_pb2.TransformationParameter(scale=0.1, mean_value=[10, 20, 30])
+    images = np.arange(2 * 3 * 2 * 2, dtype=np.uint8).reshape(2, 3, 2, 2) * 7
+    out = Transformer(p, TEST, "t", seed=0)(images)
+    want = (images.astype(np.float32) - np.float32([10, 20, 30]).reshape(1, 3, 1, 1)) \
+        * np.float32(0.1)
+    assert out.dtype == np.float32 and np.array_equal(out, want)
+    one = Transformer(caffe_pb2.TransformationParameter(mean_value=[5]), TEST, "t", seed=0)
+    assert np.array_equal(one(images), images.astype(np.float32) - 5)    # one value, all channels
+    with pytest.raises(UserError, match="1 mean_value or one per channel"):
+        Transformer(caffe_pb2.TransformationParameter(mean_value=[1, 2]), TEST, "t")(images)
+    with pytest.raises(UserError, match="mean_file or mean_value, not both"):
+        Transformer(caffe_pb2.TransformationParameter(mean_value=[1], mean_file="m"), TEST, "t")
+    with pytest.raises(UserError, match="crop_size 3 is larger"):
+        Transformer(caffe_pb2.TransformationParameter(crop_size=3), TRAIN, "t")(images)
