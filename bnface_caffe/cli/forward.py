@@ -162,13 +162,13 @@ def print_top_k(result, names, k, labels):
 
 def main(argv):
     args = parse_args(argv)
+    if args.quiet:
+        log.stderr = False
     net_param = read_net(args.deploy)        # input mistakes fail before any log line
     transform = None if is_npy(args) or args.raw else transform_param(args)
     for path in [args.weights] + ([] if is_npy(args) else args.inputs):
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such file")
-    if args.quiet:
-        log.stderr = False
     device = device_for(args.gpu)
     net = Net(net_param, phase=caffe_pb2.TEST, device=device, source=args.deploy)
     net.copy_trained_layers_from_file(args.weights)
