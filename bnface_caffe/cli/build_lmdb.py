@@ -19,9 +19,13 @@ from ..glog import cpp_number
 
 def parser():
     p = argparse.ArgumentParser(prog="build_lmdb.py", description=__doc__.split("\n\n")[0],
+                                usage="%(prog)s SOURCE OUTDIR [options]\n"
+                                      "       %(prog)s LIST OUTDIR --root DIR [options]\n"
+                                      "       %(prog)s --synthetic OUTDIR [options]",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("paths", nargs="+", metavar="SOURCE OUTDIR", help="input and output")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="SOURCE OUTDIR, or only OUTDIR with --synthetic")
     p.add_argument("--synthetic", action="store_true", help="render the built-in set (no SOURCE)")
     p.add_argument("--root", help="SOURCE is a listfile; its paths are relative to ROOT")
     p.add_argument("--labels", dest="label_names", help="(listfile) label names, line i = label i")

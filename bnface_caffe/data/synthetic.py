@@ -15,7 +15,7 @@ import numpy as np
 
 SS = 4            # supersampling: draw at 4× and area-downsample (anti-aliasing)
 SHIFT = 4         # cv2 sub-pixel bits for drawing coordinates
-# Measured with bench/synthetic_difficulty.py: at 0.5 a small BN CNN needs ~9 epochs to 80%.
+# Measured with bench/synthetic_difficulty.py: at 0.5 a small BN CNN needs 7-9 epochs to 80%.
 DEFAULT_DIFFICULTY = 0.5
 
 
