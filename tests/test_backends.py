@@ -47,8 +47,11 @@ def test_caffe_backend_trains_like_the_engine_and_logs_to_the_file(tmp_path):
     engine = train(tmp_path, "e.prototxt", "--backend", "engine", standin=False)
     assert engine.returncode == 0, engine.stderr[-2000:]
     log = (tmp_path / "c.log").read_text()
-    # everything that went to fd 2 is in the file too, in order
-    assert log == via_caffe.stderr
+    # everything that went to fd 2 is in the file too, in order -- except what a Data
+    # layer's prefetch thread may print after training returned (Caffe's can do the same)
+    def steady(text):
+        return [l for l in text.splitlines() if "Restarting data prefetching" not in l]
+    assert steady(log) == steady(via_caffe.stderr)
     for line in ("caffe.cpp:197] Use CPU.", "solver.cpp:289] Solving toy",
                  "sgd_solver.cpp:112] Iteration 9, lr = 0.025", "caffe.cpp:239] Starting Optimization",
                  "solver.cpp:332] Optimization Done.", "caffe.cpp:250] Optimization Done."):
