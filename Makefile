@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo proto nets solvers lrplot clean
+.PHONY: install test demo reproduce lmdb bench proto nets solvers lrplot clean
 
 install: $(STAMP)
 
@@ -16,6 +16,25 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The main job: the paper's five runs on the built-in synthetic identities, on the CPU
+# (about 13 minutes on 2 cores); DEMO_FAST=1 is the same pipeline in about a minute.
+demo: $(STAMP)
+	$(PY) tools/reproduce.py $(if $(DEMO_FAST),fast,demo)
+
+# Full paper widths on a bigger built-in set, or DATA=/path/to/faces (one folder per
+# person); GPU=0 trains on that GPU. Hours on a CPU.
+reproduce: $(STAMP)
+	$(PY) tools/reproduce.py reproduce $(if $(DATA),--data $(DATA)) $(if $(GPU),--gpu $(GPU))
+
+# The built-in faces (or DATA=/path/to/faces) as Caffe LMDBs in data/lmdb/, where the
+# committed prototxt/ point.
+lmdb: $(STAMP)
+	$(PY) tools/build_lmdb.py $(if $(DATA),$(DATA),--synthetic) data/lmdb --overwrite
+
+# Benchmarks of every issue; writes BENCHMARKS.md (machine, date, figures).
+bench: $(STAMP)
+	$(PY) bench/run_all.py -o BENCHMARKS.md
 
 # Regenerate the committed schema module (needs grpcio-tools, a test dependency).
 proto: $(STAMP)

@@ -19,7 +19,7 @@ NETS = {
     "prototxt/bn_deploy.prototxt": ["--bn", "--deploy"],
 }
 SOLVERS = {f"solvers/{name}.prototxt": [name]
-           for name in ("original", "long_step", "short_step", "multistep")}
+           for name in ("original", "long_step", "short_step", "multistep", "bn_poly")}
 
 
 def render(tool, argv):

@@ -11,7 +11,6 @@ from google.protobuf import message as _message
 from google.protobuf import text_format
 
 from .errors import UserError, at
-from .proto import caffe_pb2  # noqa: F401  (re-exported for convenience)
 
 
 def parse_text(text, message_cls, source="<string>"):

@@ -1,5 +1,4 @@
 """The paper's nets: layer structure and Caffe's ceil-mode shape arithmetic."""
-import numpy as np
 import pytest
 
 from bnface_caffe.architectures import (NetOptions, build_net, conv_output_size, parse_widths,

@@ -76,3 +76,11 @@ def test_unknown_name_and_variant():
         build_solver("cosine")
     with pytest.raises(UserError, match="original-variant"):
         build_solver("original", SolverOptions(original_variant="blog"))
+
+
+def test_our_bn_poly_schedule_decays_to_zero_at_max_iter():
+    s = build_solver("bn_poly")
+    assert (s.lr_policy, s.max_iter, s.net) == ("poly", 230000, "prototxt/bn_train_val.prototxt")
+    for it in (0, 1000, 115000, 229999):
+        assert close(lr_at(s, it)[0], 0.055 * (1 - it / 230000) ** 2), it
+    assert lr_at(s, 230000)[0] == 0.0

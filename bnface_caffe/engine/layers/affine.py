@@ -9,16 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from .. import fillers
-from ..blobs import canonical_axis, count, shape_string
+from ..blobs import count, shape_string
 from .base import Layer, register
 
-
-def _axis(layer, axis, shape):
-    a = canonical_axis(axis, len(shape))
-    if a is None:
-        raise layer.error(f"axis {axis} is out of range for the {len(shape)}-axis input "
-                          f"{shape_string(shape)}")
-    return a
 
 
 @register
@@ -28,7 +21,7 @@ class InnerProduct(Layer):
     def setup(self, bottom_shapes):
         p = self.param.inner_product_param
         shape = bottom_shapes[0]
-        self.axis = _axis(self, p.axis, shape)
+        self.axis = self.axis_of(p.axis, shape)
         self.num_output = p.num_output
         if self.num_output <= 0:
             raise self.error("num_output must be > 0 (set inner_product_param { num_output: N })")
@@ -43,7 +36,7 @@ class InnerProduct(Layer):
 
     def reshape(self, bottom_shapes):
         shape = bottom_shapes[0]
-        axis = _axis(self, self.param.inner_product_param.axis, shape)
+        axis = self.axis_of(self.param.inner_product_param.axis, shape)
         k = count(shape, axis)
         if k != self.K:
             raise self.error(f"input {shape_string(shape)} gives {k} features per sample but the "
@@ -81,7 +74,7 @@ class _Broadcast(Layer):
         return tuple(shape[axis:] if num_axes == -1 else shape[axis:axis + num_axes])
 
     def _check(self, shape, operand_shape, what):
-        axis = 0 if len(operand_shape) == 0 else _axis(self, self.axis_param, shape)
+        axis = 0 if len(operand_shape) == 0 else self.axis_of(self.axis_param, shape)
         if len(shape) < axis + len(operand_shape) or \
                 tuple(shape[axis:axis + len(operand_shape)]) != tuple(operand_shape):
             raise self.error(f"{what} shape {shape_string(operand_shape)} does not match input "
@@ -98,7 +91,7 @@ class Scale(_Broadcast):
         p = self.param.scale_param
         self.axis_param = p.axis
         shape = bottom_shapes[0]
-        axis = _axis(self, p.axis, shape)
+        axis = self.axis_of(p.axis, shape)
         specs = []
         if len(bottom_shapes) == 1:
             scale_shape = self._operand_shape(shape, axis, p.num_axes)
@@ -160,7 +153,7 @@ class Bias(_Broadcast):
         self.two_bottoms = len(bottom_shapes) == 2
         if not self.two_bottoms:
             shape = bottom_shapes[0]
-            axis = _axis(self, p.axis, shape)
+            axis = self.axis_of(p.axis, shape)
             self.make_blobs([(self._operand_shape(shape, axis, p.num_axes), p.filler)])
 
     def reshape(self, bottom_shapes):

@@ -11,7 +11,7 @@ import torch
 from ...errors import UserError
 from ...glog import log
 from .. import fillers
-from ..blobs import proto_shape, proto_shape_matches, proto_to_array, shape_string
+from ..blobs import canonical_axis, proto_shape, proto_shape_matches, proto_to_array, shape_string
 
 LAYERS = {}
 
@@ -52,6 +52,14 @@ class Layer:
     # -- helpers -------------------------------------------------------------------
     def error(self, message):
         return UserError(f"layer '{self.name}' ({self.type}): {message}")
+
+    def axis_of(self, axis, shape):
+        """Caffe's CanonicalAxisIndex (negative counts from the end), or a UserError."""
+        a = canonical_axis(axis, len(shape))
+        if a is None:
+            raise self.error(f"axis {axis} is out of range for the {len(shape)}-axis input "
+                             f"{shape_string(shape)}")
+        return a
 
     def make_blobs(self, specs):
         """Create the parameter blobs from [(shape, FillerParameter)], or take the

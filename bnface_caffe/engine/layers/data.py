@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ...glog import log
 from ...proto import caffe_pb2
 from ..blobs import shape_string
 from ..transform import Transformer

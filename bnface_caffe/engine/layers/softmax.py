@@ -11,18 +11,12 @@ class's score besides itself (ties count against it).
 import torch
 
 from ...proto import caffe_pb2
-from ..blobs import canonical_axis, count, shape_string
+from ..blobs import count, shape_string
 from .base import Layer, register
 
 FLT_MIN = 1.1754943508222875e-38
 Norm = caffe_pb2.LossParameter
 
-
-def _axis(layer, axis, shape):
-    a = canonical_axis(axis, len(shape))
-    if a is None:
-        raise layer.error(f"axis {axis} is out of range for input {shape_string(shape)}")
-    return a
 
 
 @register
@@ -30,7 +24,7 @@ class Softmax(Layer):
     type = "Softmax"
 
     def reshape(self, bottom_shapes):
-        self.axis = _axis(self, self.param.softmax_param.axis, bottom_shapes[0])
+        self.axis = self.axis_of(self.param.softmax_param.axis, bottom_shapes[0])
         return [bottom_shapes[0]]
 
     def forward(self, bottoms):
@@ -92,7 +86,7 @@ class SoftmaxWithLoss(LossLayer):
     def reshape(self, bottom_shapes):
         self._check_batch(bottom_shapes)
         shape, labels = bottom_shapes
-        self.axis = _axis(self, self.param.softmax_param.axis, shape)
+        self.axis = self.axis_of(self.param.softmax_param.axis, shape)
         self.outer, self.inner = count(shape, 0, self.axis), count(shape, self.axis + 1)
         if self.outer * self.inner != count(labels):
             raise self.error(f"number of labels ({count(labels)}, shape {shape_string(labels)}) "
@@ -157,7 +151,7 @@ class Accuracy(Layer):
         shape, labels = bottom_shapes
         if self.top_k > count(shape) // max(count(labels), 1):
             raise self.error(f"top_k ({self.top_k}) must be at most the number of classes")
-        self.axis = _axis(self, self.param.accuracy_param.axis, shape)
+        self.axis = self.axis_of(self.param.accuracy_param.axis, shape)
         self.outer, self.inner = count(shape, 0, self.axis), count(shape, self.axis + 1)
         if self.outer * self.inner != count(labels):
             raise self.error(f"number of labels ({count(labels)}, shape {shape_string(labels)}) "

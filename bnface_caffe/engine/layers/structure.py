@@ -9,17 +9,11 @@ bottoms 0 and 1, otherwise the earliest bottom holding the maximum (Caffe's loop
 import torch
 
 from ...proto import caffe_pb2
-from ..blobs import canonical_axis, count, shape_string
+from ..blobs import count, shape_string
 from .base import Layer, register
 
 Op = caffe_pb2.EltwiseParameter
 
-
-def _axis(layer, axis, shape):
-    a = canonical_axis(axis, len(shape))
-    if a is None:
-        raise layer.error(f"axis {axis} is out of range for input {shape_string(shape)}")
-    return a
 
 
 @register
@@ -78,7 +72,7 @@ class Concat(Layer):
             if self.axis >= len(first):
                 raise self.error(f"concat_dim {self.axis} is out of range for {shape_string(first)}")
         else:
-            self.axis = _axis(self, p.axis, first)
+            self.axis = self.axis_of(p.axis, first)
         total = 0
         for i, shape in enumerate(bottom_shapes):
             same = len(shape) == len(first) and all(
@@ -104,7 +98,7 @@ class Slice(Layer):
     def reshape(self, bottom_shapes):
         p = self.param.slice_param
         shape = bottom_shapes[0]
-        self.axis = p.slice_dim if p.HasField("slice_dim") else _axis(self, p.axis, shape)
+        self.axis = p.slice_dim if p.HasField("slice_dim") else self.axis_of(p.axis, shape)
         if self.axis >= len(shape):
             raise self.error(f"slice axis {self.axis} is out of range for {shape_string(shape)}")
         n, size = len(self.param.top), shape[self.axis]
@@ -137,8 +131,8 @@ class Flatten(Layer):
     def reshape(self, bottom_shapes):
         p = self.param.flatten_param
         shape = bottom_shapes[0]
-        start = _axis(self, p.axis, shape)
-        end = _axis(self, p.end_axis, shape)
+        start = self.axis_of(p.axis, shape)
+        end = self.axis_of(p.end_axis, shape)
         self.top_shape = shape[:start] + (count(shape, start, end + 1),) + shape[end + 1:]
         return [self.top_shape]
 

@@ -1,0 +1,239 @@
+"""tools/reproduce.py: the paper's runs end to end (what `make demo` / `make reproduce` run).
+
+Builds the data (built-in synthetic identities, or a real face folder), generates both nets
+and the five scaled solvers, trains each run, then draws the accuracy curves and the LR
+schedules and writes the paper's table. Every step is one of the project's tools, printed
+before it runs, so any step can be repeated by hand.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+from ..errors import UserError
+from ..reproduce_plan import PLANS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEST_LINE = re.compile(r"Test net output #\d+: accuracy = ([0-9.eE+-]+)")
+ITER_LINE = re.compile(r"\] Iteration (\d+)")
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split(":", 1)[1].strip())
+    p.add_argument("plan", choices=sorted(PLANS), help="demo, fast (CI) or reproduce")
+    p.add_argument("--data", help="a real face folder (one sub-folder per person) instead of "
+                                  "the built-in synthetic identities")
+    p.add_argument("--gpu", help="train on this GPU id (default: CPU)")
+    p.add_argument("--out", help="results folder (default results/<plan>)")
+    p.add_argument("--runs", help="comma-separated subset of the runs to train")
+    p.add_argument("--data-root", default="data", help="where the LMDB folders go (default data/)")
+    p.add_argument("--rebuild-data", action="store_true", help="rebuild the LMDBs even if present")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a plan setting, e.g. --set original_epochs=40 "
+                        "--set widths=16,32,32,64,48,96,80,160 (see reproduce_plan.Plan)")
+    return p
+
+
+def apply_overrides(plan, settings):
+    """A copy of `plan` with KEY=VALUE settings, each converted to the field's type."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(plan) if f.name not in ("runs", "extra_net_args")}
+    changes = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or key not in fields:
+            raise UserError(f"--set {setting!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+        kind = type(getattr(plan, key))
+        try:
+            changes[key] = kind(value)
+        except ValueError:
+            raise UserError(f"--set {setting!r}: {value!r} is not a valid {kind.__name__}") from None
+    return dataclasses.replace(plan, **changes)
+
+
+class Steps:
+    """Runs the tools one after another, saying what it does."""
+
+    def __init__(self, total):
+        self.total, self.done, self.started = total, 0, time.time()
+
+    def say(self, text):
+        elapsed = time.time() - self.started
+        print(f"[{elapsed / 60:5.1f} min] {text}", flush=True)
+
+    def run(self, title, tool, *args, quiet=False):
+        self.done += 1
+        self.say(f"({self.done}/{self.total}) {title}")
+        cmd = [sys.executable, os.path.join("tools", f"{tool}.py"), *map(str, args)]
+        print("    $ " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
+        result = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE if quiet else None, text=True)
+        if result.returncode != 0:
+            raise UserError(f"step failed ({tool}.py exited with {result.returncode}); "
+                            "see its message above")
+        return result
+
+    def train(self, title, solver, log, gpu):
+        """tools/train.py with its log going to `log`; a one-line progress report here."""
+        self.done += 1
+        self.say(f"({self.done}/{self.total}) {title}")
+        cmd = [sys.executable, os.path.join("tools", "train.py"), solver, "--backend", "engine",
+               "--log", log] + (["--gpu", gpu] if gpu is not None else [])
+        print("    $ " + " ".join(shlex.quote(c) for c in cmd[1:]) + " 2>/dev/null", flush=True)
+        started, best, last, iteration = time.time(), 0.0, None, 0
+        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                text=True, bufsize=1)
+        tail = []
+        for line in proc.stderr:
+            tail = (tail + [line])[-5:]
+            m = ITER_LINE.search(line)
+            if m:
+                iteration = int(m.group(1))
+            m = TEST_LINE.search(line)
+            if m:
+                last = float(m.group(1))
+                best = max(best, last)
+                print(f"      iteration {iteration:6d}: test accuracy {last:.4f} "
+                      f"(best {best:.4f}, {time.time() - started:5.0f} s)", flush=True)
+        if proc.wait() != 0:
+            sys.stderr.write("".join(tail))
+            raise UserError(f"training {solver} failed (exit {proc.returncode}); its log is {log}")
+        return {"seconds": round(time.time() - started, 1), "best_accuracy": best,
+                "final_accuracy": last}
+
+
+def data_folder_name(plan, real_folder):
+    """One LMDB folder per data set, so plans and --set overrides never reuse stale data."""
+    if real_folder:
+        return "faces-" + os.path.basename(os.path.normpath(real_folder))
+    return (f"synthetic-{plan.identities}x{plan.images_per_identity}"
+            f"-d{plan.difficulty:g}-s{plan.data_seed}")
+
+
+def count_lines(path):
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    plan = apply_overrides(PLANS[args.plan], args.set)
+    out = args.out or os.path.join("results", plan.name)
+    runs = plan.runs
+    if args.runs:
+        wanted = args.runs.split(",")
+        unknown = sorted(set(wanted) - {r[0] for r in runs})
+        if unknown:
+            raise UserError(f"--runs: unknown run(s) {', '.join(unknown)}; "
+                            f"the runs are {', '.join(r[0] for r in runs)}")
+        runs = tuple(r for r in runs if r[0] in wanted)
+    os.chdir(ROOT)
+    steps = Steps(total=1 + 2 + len(runs) * 2 + 3)
+    data = os.path.join(args.data_root, data_folder_name(plan, args.data))
+    steps.say(f"plan '{plan.name}': {len(runs)} runs, widths {plan.widths}, results in {out}/")
+
+    # 1. data
+    if args.rebuild_data or not os.path.exists(os.path.join(data, "mean.binaryproto")):
+        source = [args.data] if args.data else ["--synthetic", "--identities", plan.identities,
+                                                "--images-per-identity", plan.images_per_identity,
+                                                "--difficulty", plan.difficulty,
+                                                "--seed", plan.data_seed]
+        steps.run("building the LMDBs", "build_lmdb", *source, data, "--overwrite")
+    else:
+        steps.done += 1
+        steps.say(f"(1/{steps.total}) LMDBs already in {data}/ (--rebuild-data to rebuild)")
+    train_images = count_lines(os.path.join(data, "train.txt"))
+    test_images = count_lines(os.path.join(data, "test.txt"))
+    classes = count_lines(os.path.join(data, "labels.txt"))
+    scale = plan.scale(train_images)
+    steps.say(f"data: {classes} classes, {train_images} train / {test_images} test images; "
+              f"schedule scale {scale:.6g} (the original run = {plan.original_epochs:g} epochs)")
+
+    # 2. nets
+    nets = {}
+    for net in ("baseline", "bn"):
+        path = os.path.join(out, "nets", f"{net}_train_val.prototxt")
+        steps.run(f"generating the {net} net", "gen_net", *(["--bn"] if net == "bn" else []),
+                  "--num-classes", classes, "--widths", plan.widths, "--filler", plan.filler,
+                  "--batch-size", plan.batch_size, "--test-batch-size", plan.test_batch_size,
+                  "--train-lmdb", os.path.join(data, "train_lmdb"),
+                  "--test-lmdb", os.path.join(data, "test_lmdb"),
+                  "--mean-file", os.path.join(data, "mean.binaryproto"),
+                  *plan.extra_net_args, "-o", path)
+        nets[net] = path
+
+    # 3. solvers, then training
+    summary, logs, solvers = {}, [], []
+    for run, schedule, net in runs:
+        solver = os.path.join(out, "solvers", f"{run}.prototxt")
+        steps.run(f"solver for {run}", "gen_solver", schedule, "--net", nets[net],
+                  "--scale", f"{scale:.8g}", "--test-iter", plan.test_iter(test_images),
+                  "--test-interval", plan.test_interval_paper(),
+                  "--display", plan.display(scale), "--snapshot", 10 ** 9,
+                  "--snapshot-prefix", os.path.join(out, "snapshots", run),
+                  "--solver-mode", "GPU" if args.gpu is not None else "CPU",
+                  "--random-seed", plan.random_seed, "-o", solver)
+        solvers.append(solver)
+    for (run, schedule, net), solver in zip(runs, solvers):
+        log = os.path.join(out, "logs", f"{run}.log")
+        if os.path.exists(log):
+            os.remove(log)  # a fresh log per run: the log tools read one run per file
+        summary[run] = steps.train(f"training {run} ({net} net, schedule {schedule})",
+                                   solver, log, args.gpu)
+        logs.append(log)
+
+    # 4. figures and the table
+    labels = [a for r in runs for a in ("--label", r[0])]
+    steps.run("accuracy curves", "plot_curves", *logs, *labels, "--scale", f"{scale:.8g}",
+              "--target", "0.80", "--loss", "--lr", "-o", os.path.join(out, "curves.png"), "-q")
+    steps.run("learning-rate schedules", "plot_lr", *solvers, *labels,
+              "-o", os.path.join(out, "lr.png"), quiet=True)
+    steps.run("the paper's table", "report", *logs, *labels, "--scale", f"{scale:.8g}",
+              "--target", "0.80", "-o", os.path.join(out, "table.md"), quiet=True)
+    write_run_info(out, args, plan, scale, classes, train_images, test_images, summary,
+                   minutes=(time.time() - steps.started) / 60)
+    steps.say(f"done: {out}/curves.png, {out}/lr.png, {out}/table.md")
+    with open(os.path.join(out, "table.md")) as f:
+        print(f.read())
+    return 0
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def write_run_info(out, args, plan, scale, classes, train_images, test_images, summary, minutes):
+    try:
+        import torch
+        torch_version, threads = torch.__version__, torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        torch_version, threads = None, None
+    info = {
+        "command": "python tools/reproduce.py " + " ".join(sys.argv[1:]),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "minutes": round(minutes, 1),
+        "machine": {"platform": platform.platform(), "cpu": cpu_model(),
+                    "cpus": os.cpu_count(), "torch": torch_version, "torch_threads": threads,
+                    "device": f"cuda:{args.gpu}" if args.gpu is not None else "cpu"},
+        "plan": {k: v for k, v in vars(plan).items() if k != "runs"},
+        "data": {"classes": classes, "train_images": train_images, "test_images": test_images,
+                 "source": args.data or "built-in synthetic identities"},
+        "scale": scale,
+        "runs": summary,
+    }
+    with open(os.path.join(out, "run.json"), "w") as f:
+        json.dump(info, f, indent=2, default=str)
+        f.write("\n")

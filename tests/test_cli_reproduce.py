@@ -1,0 +1,59 @@
+"""tools/reproduce.py end to end at the CI size (DEMO_FAST): data, nets, five trained runs,
+figures and the paper's table."""
+import csv
+import json
+
+import matplotlib.image
+import pytest
+
+from bnface_caffe.cli.reproduce import apply_overrides, data_folder_name
+from bnface_caffe.errors import UserError
+from bnface_caffe.reproduce_plan import PLANS, RUNS
+from conftest import assert_one_line_error, run_tool
+
+
+@pytest.mark.slow
+def test_fast_plan_trains_five_runs_and_writes_the_table(tmp_path):
+    out = tmp_path / "out"
+    result = run_tool("reproduce", "fast", "--out", out, "--data-root", tmp_path / "data", timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(out / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == [name for name, _, _ in RUNS]
+    for row in rows:
+        best = float(row["best_accuracy"])
+        assert 0 < best <= 1, row
+        assert row["lr_policy"], row
+    table = (out / "table.md").read_text()
+    assert all(f"| {name} |" in table for name, _, _ in RUNS)
+    for figure in ("curves.png", "lr.png"):
+        image = matplotlib.image.imread(str(out / figure))
+        assert image.shape[0] > 300 and image.std() > 0.05
+    info = json.loads((out / "run.json").read_text())
+    assert set(info["runs"]) == {name for name, _, _ in RUNS}
+    assert info["data"]["classes"] == PLANS["fast"].identities
+    # every run's log is a Caffe log that ends as Caffe's does
+    for name, _, _ in RUNS:
+        assert (out / "logs" / f"{name}.log").read_text().rstrip().endswith("Optimization Done.")
+
+
+def test_overrides_and_data_folder_names():
+    plan = apply_overrides(PLANS["demo"], ["original_epochs=3", "widths=4,4,4,4,4,4,4,8"])
+    assert plan.original_epochs == 3.0 and plan.widths == "4,4,4,4,4,4,4,8"
+    assert data_folder_name(plan, None) == "synthetic-50x160-d0.5-s0"
+    assert data_folder_name(plan, "/x/CASIA-WebFace/") == "faces-CASIA-WebFace"
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        apply_overrides(plan, ["bogus=1"])
+    with pytest.raises(UserError, match="not a valid float"):
+        apply_overrides(plan, ["original_epochs=many"])
+
+
+def test_scale_covers_the_planned_epochs():
+    plan = PLANS["demo"]
+    scale = plan.scale(7200)
+    assert abs(420000 * scale * plan.batch_size / 7200 - plan.original_epochs) < 1e-9
+    assert plan.test_iter(800) == 8 and plan.test_iter(801) == 9
+
+
+def test_unknown_run_is_a_one_line_error():
+    assert_one_line_error(run_tool("reproduce", "fast", "--runs", "original,cosine"), "unknown run(s) cosine")
