@@ -9,6 +9,16 @@ import sys
 from ..errors import UserError
 
 
+def write_output(text, path=None):
+    """A generated file to `path` (atomically), or to stdout when no path is given."""
+    if path:
+        from ..prototxt import write_bytes
+
+        write_bytes(path, text.encode())
+    else:
+        sys.stdout.write(text)
+
+
 def run(main, argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("BNFACE_DEBUG") == "1"
