@@ -9,6 +9,8 @@ is known in between):
   iteration after which the best accuracy never improves by more than tol. That is
   the first test whose accuracy is within tol of the run's best. A run whose last
   test is the first to come that close is still improving: "not converged".
+- stays at target from: the first test iteration from which every later test is >= target
+  (BN runs at a high learning rate can touch the target once and fall back).
 - best accuracy: the highest test accuracy, and the first test iteration reaching it.
 nan accuracies (a diverged run) are ignored.
 """
@@ -39,6 +41,18 @@ def iterations_to_target(iters, values, target, interpolate=False):
                 return it0 + (target - v0) * (it - it0) / (v - v0)
             return it
     return None
+
+
+def iterations_to_stay_at_target(iters, values, target):
+    """First test iteration from which every later test is >= target, or None."""
+    points = _finite_points(iters, values)
+    start = None
+    for it, v in points:
+        if v >= target:
+            start = it if start is None else start
+        else:
+            start = None
+    return start
 
 
 def best_accuracy(iters, values):
@@ -73,6 +87,7 @@ def summarize(run, target=0.80, tolerance_pp=0.1, interpolate=False):
         "lr_policy": run.policy,
         "metric": run.metric or "",
         "to_target": iterations_to_target(run.test_iters, run.test_values, target, interpolate),
+        "stays_at_target": iterations_to_stay_at_target(run.test_iters, run.test_values, target),
         "to_convergence": convergence_iteration(run.test_iters, run.test_values, tolerance_pp),
         "best": best,
         "best_at": best_at,
@@ -97,12 +112,13 @@ def _target_text(target):
 def _cells(r, scale):
     """The Markdown cells after name and policy: to target, to convergence, best, best at."""
     if r["last_test"] is None:  # nothing measured: say why in the accuracy cell
-        return ["", "", r["notes"] or "no test points", ""]
+        return ["", "", "", r["notes"] or "no test points", ""]
     to_target = _iters(r["to_target"], scale) or "not reached"
+    stays = _iters(r["stays_at_target"], scale) or "—"
     converged = _iters(r["to_convergence"], scale)
     if r["to_convergence"] is None:
         converged = f"not converged (still improving at {_iters(r['last_test'], scale)})"
-    return [to_target, converged, _percent(r["best"]), _iters(r["best_at"], scale)]
+    return [to_target, stays, converged, _percent(r["best"]), _iters(r["best_at"], scale)]
 
 
 def markdown(rows, target, tolerance_pp, scale=1.0, paper=True):
@@ -115,8 +131,9 @@ def markdown(rows, target, tolerance_pp, scale=1.0, paper=True):
     if scale != 1.0:
         lines.append(f"Iterations are divided by the run's scale {scale:g} (as given to "
                      "gen_solver.py --scale), so they read in the paper's units.")
-    lines += ["", f"| run | LR policy | iterations to {_target_text(target)} | iterations to "
-              "convergence | best accuracy | best at iteration |", "|---|---|---:|---:|---:|---:|"]
+    t = _target_text(target)
+    lines += ["", f"| run | LR policy | iterations to {t} | stays ≥ {t} from | iterations to "
+              "convergence | best accuracy | best at iteration |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append("| " + " | ".join([r["run"], r["lr_policy"]] + _cells(r, scale)) + " |")
     if paper:
@@ -129,7 +146,7 @@ def markdown(rows, target, tolerance_pp, scale=1.0, paper=True):
 
 
 CSV_COLUMNS = ["run", "lr_policy", "metric", "target", "iterations_to_target",
-               "iterations_to_convergence", "best_accuracy", "best_iteration",
+               "iterations_to_stay_at_target", "iterations_to_convergence", "best_accuracy", "best_iteration",
                "last_test_iteration", "scale", "tolerance_pp", "log", "notes"]
 
 
@@ -142,7 +159,7 @@ def csv_text(rows, target, tolerance_pp, scale=1.0):
         def it(n):
             return "" if n is None else round(n / scale)
         writer.writerow([r["run"], r["lr_policy"], r["metric"], target, it(r["to_target"]),
-                         it(r["to_convergence"]), "" if r["best"] is None else r["best"],
+                         it(r["stays_at_target"]), it(r["to_convergence"]), "" if r["best"] is None else r["best"],
                          it(r["best_at"]), it(r["last_test"]), scale, tolerance_pp, r["log"],
                          r["notes"]])
     return out.getvalue()

@@ -119,8 +119,8 @@ def test_report_writes_markdown_and_csv(tmp_path, capsys):
                                                   "--label", "baseline"], capsys)
     assert status == 0 and "table.csv" in stdout
     md = out.read_text()
-    assert "| baseline | step (base_lr 0.055, gamma 0.7, stepsize 110) | 64,000 | 96,000 | 90.00% | 96,000 |" in md
-    assert "| multistep | multistep (base_lr 0.055, gamma 0.7) | 45,000 | not converged" in md
+    assert "| baseline | step (base_lr 0.055, gamma 0.7, stepsize 110) | 64,000 | 64,000 | 96,000 | 90.00% | 96,000 |" in md
+    assert "| multistep | multistep (base_lr 0.055, gamma 0.7) | 45,000 | 45,000 | not converged" in md
     assert (tmp_path / "table.csv").read_text().splitlines()[0].startswith("run,lr_policy,metric,target")
     status, stdout, _ = call(report.main, [logs[1], "--solver", str(solver), "--no-paper"], capsys)
     assert "multistep (base_lr 0.055, gamma 0.7, 1 step)" in stdout and "paper's table" not in stdout

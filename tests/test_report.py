@@ -86,11 +86,12 @@ def test_table_from_logs_markdown_and_csv(tmp_path):
         ("original", 640, 960, 0.9, 960), ("short_step", None, None, 0.7, 900)]
     assert rows[0]["lr_policy"] == "step (base_lr 0.055, gamma 0.7, stepsize 110)"
     md = report.markdown(rows, 0.80, 0.1, scale=0.01)
-    assert "| original | step (base_lr 0.055, gamma 0.7, stepsize 110) | 64,000 | 96,000 | 90.00% | 96,000 |" in md
-    assert "| short_step | multistep (base_lr 0.055, gamma 0.7) | not reached | not converged (still improving at 90,000) | 70.00% | 90,000 |" in md
+    assert "| original | step (base_lr 0.055, gamma 0.7, stepsize 110) | 64,000 | 64,000 | 96,000 | 90.00% | 96,000 |" in md
+    assert "| short_step | multistep (base_lr 0.055, gamma 0.7) | not reached | — | not converged (still improving at 90,000) | 70.00% | 90,000 |" in md
     assert "never improves by more than 0.1 percentage points" in md and "| multistep |" in md  # the paper's rows
     table = list(csv.DictReader(io.StringIO(report.csv_text(rows, 0.80, 0.1, scale=0.01))))
     assert table[0]["iterations_to_target"] == "64000" and table[1]["iterations_to_target"] == ""
+    assert table[0]["iterations_to_stay_at_target"] == "64000" and table[1]["iterations_to_stay_at_target"] == ""
     assert table[0]["best_accuracy"] == "0.9" and table[0]["scale"] == "0.01"
 
 
@@ -112,10 +113,19 @@ def test_policy_from_solver_labels_and_missing_accuracy(tmp_path):
         f"I0102 10:00:0{i}.000000  9 sgd_solver.cpp:112] Iteration {i * 10}, lr = 0.1\n" for i in range(3)))
     row = report.summarize(curves.load_runs([str(no_test)])[0])
     assert row["best"] is None and row["notes"] == "no test accuracy in the log"
-    assert "| notest | unknown |  |  | no test accuracy in the log |  |" in report.markdown([row], 0.8, 0.1)
+    assert "| notest | unknown |  |  |  | no test accuracy in the log |  |" in report.markdown([row], 0.8, 0.1)
 
 
 def test_labels_from_file_names():
     assert curves.label_for("results/demo/short_step.log") == "short_step"
     assert curves.label_for("runs/multistep/train.log") == "multistep"
     assert curves.label_for("a/x.log", taken={"x"}) == "a/x"
+
+
+def test_stays_at_target_ignores_a_single_touch():
+    from bnface_caffe.report import iterations_to_stay_at_target
+    acc = [0.5, 0.85, 0.6, 0.81, 0.9]                       # touches at 1000, stays from 3000
+    assert iterations_to_stay_at_target(ITERS, acc, 0.8) == 3000
+    assert iterations_to_target(ITERS, acc, 0.8) == 1000
+    assert iterations_to_stay_at_target(ITERS, [0.9, 0.9, 0.9, 0.9, 0.7], 0.8) is None  # fell at the end
+    assert iterations_to_stay_at_target(ITERS, [0.9, math.nan, 0.85, 0.8, 0.8], 0.8) == 0
