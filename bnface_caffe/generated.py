@@ -19,7 +19,7 @@ NETS = {
     "prototxt/bn_deploy.prototxt": ["--bn", "--deploy"],
 }
 SOLVERS = {f"solvers/{name}.prototxt": [name]
-           for name in ("original", "long_step", "short_step", "multistep", "bn_poly")}
+           for name in ("original", "long_step", "short_step", "multistep", "early_drop")}
 
 
 def render(tool, argv):

@@ -59,9 +59,13 @@ def paper_schedule(name, original_variant="text"):
         "multistep": Schedule(BN_NET, "multistep", 0.055, 230000, gamma=0.7,
                               stepvalues=MULTISTEP_VALUES,
                               about="BN net, 0.055 * 0.7^steps, 14 steps (120k and 160k x4)"),
-        # Ours, not the paper's (issue: beyond the paper): see OUR_SCHEDULE_NOTE.
-        "bn_poly": Schedule(BN_NET, "poly", 0.055, 230000, power=2.0,
-                            about="BN net, ours: 0.055 * (1 - iter/max_iter)^2"),
+        # Ours, not the paper's. The BN net's test accuracy is noisy while the rate is
+        # high and jumps at each drop, so: the paper's 0.055 for a short start, then two
+        # early x0.1 drops and a long low-rate tail. Picked on the demo data among four
+        # Caffe policies (poly^2, exp, inv, this one); README has the comparison.
+        "early_drop": Schedule(BN_NET, "multistep", 0.055, 230000, gamma=0.1,
+                               stepvalues=(40000, 100000),
+                               about="BN net, ours: 0.055, x0.1 at 40k and 100k"),
     }
     if name not in table:
         raise UserError(f"unknown schedule {name!r}; the paper's schedules are "
@@ -70,7 +74,7 @@ def paper_schedule(name, original_variant="text"):
 
 
 PAPER_SCHEDULE_NAMES = ("original", "long_step", "short_step", "multistep")
-OUR_SCHEDULE_NAMES = ("bn_poly",)
+OUR_SCHEDULE_NAMES = ("early_drop",)
 SCHEDULE_NAMES = PAPER_SCHEDULE_NAMES + OUR_SCHEDULE_NAMES
 
 

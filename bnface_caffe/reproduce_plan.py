@@ -13,7 +13,7 @@ RUNS = (
     ("long_step", "long_step", "bn"),
     ("short_step", "short_step", "bn"),
     ("multistep", "multistep", "bn"),
-    ("bn_poly", "bn_poly", "bn"),
+    ("early_drop", "early_drop", "bn"),
 )
 PAPER_ORIGINAL_ITERATIONS = 420000
 

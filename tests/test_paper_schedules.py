@@ -79,12 +79,12 @@ def test_unknown_name_and_variant():
         build_solver("original", SolverOptions(original_variant="blog"))
 
 
-def test_our_bn_poly_schedule_decays_to_zero_at_max_iter():
-    s = build_solver("bn_poly")
-    assert (s.lr_policy, s.max_iter, s.net) == ("poly", 230000, "prototxt/bn_train_val.prototxt")
-    for it in (0, 1000, 115000, 200000):
-        assert close(lr_at(s, it)[0], 0.055 * (1 - it / 230000) ** 2), it
-    # near the end Caffe's float32 `1 - iter/max_iter` dominates: 1 - 0.99999565 in float32
-    remaining = float(np.float32(1) - np.float32(229999) / np.float32(230000))
-    assert close(lr_at(s, 229999)[0], float(np.float32(0.055)) * remaining ** 2)
-    assert lr_at(s, 230000)[0] == 0.0
+def test_our_early_drop_schedule():
+    s = build_solver("early_drop")
+    assert (s.lr_policy, s.max_iter, s.net) == ("multistep", 230000, "prototxt/bn_train_val.prototxt")
+    rates, events = lr_curve(s)
+    assert events == [(40000, 1), (100000, 2)]
+    assert close(rates[39999], 0.055) and close(rates[40000], 0.0055)
+    assert close(rates[99999], 0.0055) and close(rates[100000], 0.00055) and close(rates[-1], 0.00055)
+    scaled = build_solver("early_drop", SolverOptions(scale=0.01))
+    assert list(scaled.stepvalue) == [400, 1000] and scaled.max_iter == 2300
