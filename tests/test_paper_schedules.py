@@ -1,7 +1,6 @@
 """The paper's named schedules: values at and around every step point."""
 import math
 
-import numpy as np
 import pytest
 
 from bnface_caffe.errors import UserError
