@@ -49,7 +49,8 @@ solvers: $(STAMP)
 # The four paper schedules over their max_iter.
 lrplot: $(STAMP)
 	$(PY) tools/plot_lr.py solvers/original.prototxt solvers/long_step.prototxt \
-	    solvers/short_step.prototxt solvers/multistep.prototxt -o results/lr_schedules.png
+	    solvers/short_step.prototxt solvers/multistep.prototxt solvers/early_drop.prototxt \
+	    -o results/lr_schedules.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

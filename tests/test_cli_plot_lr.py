@@ -38,3 +38,11 @@ def test_malformed_solver_is_a_located_one_line_error(tmp_path):
     nopolicy = tmp_path / "nopolicy.prototxt"
     nopolicy.write_text("base_lr: 0.1\nmax_iter: 10\n")
     assert_one_line_error(run_tool("plot_lr", nopolicy), "lr_policy is not set")
+
+
+def test_scale_puts_the_x_axis_in_paper_units(tmp_path):
+    scaled = build_solver("short_step")
+    scaled.max_iter, scaled.stepsize = 1800, 110  # gen_solver --scale 0.01
+    _, lines, _ = plot_schedules([scaled], ["s"], str(tmp_path / "lr.png"), scale=0.01)
+    x, _ = lines[0].get_data()
+    assert x[1] == 11000 and x[-1] == 180000

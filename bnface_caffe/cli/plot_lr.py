@@ -13,6 +13,8 @@ def parser():
     p.add_argument("solvers", nargs="+", help="solver prototxt files")
     p.add_argument("-o", "--output", default="lr.png", help="PNG or SVG (default lr.png)")
     p.add_argument("--label", action="append", help="run label, once per solver (default: file name)")
+    p.add_argument("--scale", type=float, help="the solvers' gen_solver --scale: iterations are "
+                   "divided by it, so the x axis reads in the paper's units")
     return p
 
 
@@ -30,6 +32,8 @@ def main(argv):
     labels = args.label or [os.path.splitext(os.path.basename(p))[0] for p in args.solvers]
     from ..schedule_plot import plot_schedules  # matplotlib only when needed
 
-    plot_schedules(solvers, labels, args.output)
+    if args.scale is not None and args.scale <= 0:
+        raise UserError(f"--scale must be positive, got {args.scale:g}")
+    plot_schedules(solvers, labels, args.output, scale=args.scale)
     print(f"wrote {args.output}")
     return 0

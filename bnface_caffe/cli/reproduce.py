@@ -192,7 +192,7 @@ def main(argv):
     labels = [a for r in runs for a in ("--label", r[0])]
     steps.run("accuracy curves", "plot_curves", *logs, *labels, "--scale", f"{scale:.8g}",
               "--target", "0.80", "--loss", "--lr", "-o", os.path.join(out, "curves.png"), "-q")
-    steps.run("learning-rate schedules", "plot_lr", *solvers, *labels,
+    steps.run("learning-rate schedules", "plot_lr", *solvers, *labels, "--scale", f"{scale:.8g}",
               "-o", os.path.join(out, "lr.png"), quiet=True)
     steps.run("the paper's table", "report", *logs, *labels, "--scale", f"{scale:.8g}",
               "--target", "0.80", "-o", os.path.join(out, "table.md"), quiet=True)
