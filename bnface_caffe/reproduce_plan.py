@@ -64,6 +64,6 @@ PLANS = {
                  tests_per_original_run=12, display_per_original_run=40),
     # `make reproduce`: the paper's full widths on a bigger built-in set (or DATA=...).
     "reproduce": Plan("reproduce", identities=1000, images_per_identity=50,
-                      widths="32,64,64,128,96,192,160,320", original_epochs=30,
+                      widths="32,64,64,128,96,192,160,320", original_epochs=30.0,
                       tests_per_original_run=84, display_per_original_run=420),
 }

@@ -50,7 +50,7 @@ def apply_overrides(plan, settings):
         key, sep, value = setting.partition("=")
         if not sep or key not in fields:
             raise UserError(f"--set {setting!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
-        kind = type(getattr(plan, key))
+        kind = fields[key].type  # the annotation (float for original_epochs, even if given as 30)
         try:
             changes[key] = kind(value)
         except ValueError:
