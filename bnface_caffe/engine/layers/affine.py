@@ -28,11 +28,7 @@ class InnerProduct(Layer):
         self.K = count(shape, self.axis)
         self.transpose = p.transpose
         weight_shape = (self.K, self.num_output) if self.transpose else (self.num_output, self.K)
-        specs = [(weight_shape, p.weight_filler)]
-        self.bias_term = p.bias_term
-        if self.bias_term:
-            specs.append(((self.num_output,), p.bias_filler))
-        self.make_blobs(specs)
+        self.make_weight_and_bias(weight_shape, p)
 
     def reshape(self, bottom_shapes):
         shape = bottom_shapes[0]

@@ -80,6 +80,15 @@ class Layer:
         else:
             self.blobs = [fillers.fill(f, shape, where=f"layer '{self.name}'") for shape, f in specs]
 
+    def make_weight_and_bias(self, weight_shape, p):
+        """Blobs [weight, bias] (bias when p.bias_term) from a Convolution- or
+        InnerProduct-style parameter: weight_filler, bias_filler, bias_term, num_output."""
+        self.bias_term = p.bias_term
+        specs = [(weight_shape, p.weight_filler)]
+        if self.bias_term:
+            specs.append(((p.num_output,), p.bias_filler))
+        self.make_blobs(specs)
+
     def weight(self, i):
         """Blob i as this layer computes with it: detached when this layer must not
         produce its gradient (lr_mult 0 here while a sharer learns it)."""

@@ -95,11 +95,7 @@ class _ConvBase(Layer):
             weight_shape = (self.channels, self.num_output // self.group, *self.kernel)
         else:
             weight_shape = (self.num_output, self.channels // self.group, *self.kernel)
-        specs = [(weight_shape, p.weight_filler)]
-        self.bias_term = p.bias_term
-        if self.bias_term:
-            specs.append(((self.num_output,), p.bias_filler))
-        self.make_blobs(specs)
+        self.make_weight_and_bias(weight_shape, p)
 
     def reshape(self, bottom_shapes):
         first = bottom_shapes[0]
