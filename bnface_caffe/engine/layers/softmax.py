@@ -19,6 +19,16 @@ Norm = caffe_pb2.LossParameter
 
 
 
+def _predictions_per_label(layer, shape, labels, axis_name):
+    """(outer, inner) around layer.axis; one label per prediction, as Caffe CHECKs."""
+    outer, inner = count(shape, 0, layer.axis), count(shape, layer.axis + 1)
+    if outer * inner != count(labels):
+        raise layer.error(f"number of labels ({count(labels)}, shape {shape_string(labels)}) "
+                          f"must match the number of predictions ({outer * inner} for "
+                          f"scores {shape_string(shape)} with {axis_name} {layer.axis})")
+    return outer, inner
+
+
 @register
 class Softmax(Layer):
     type = "Softmax"
@@ -87,11 +97,7 @@ class SoftmaxWithLoss(LossLayer):
         self._check_batch(bottom_shapes)
         shape, labels = bottom_shapes
         self.axis = self.axis_of(self.param.softmax_param.axis, shape)
-        self.outer, self.inner = count(shape, 0, self.axis), count(shape, self.axis + 1)
-        if self.outer * self.inner != count(labels):
-            raise self.error(f"number of labels ({count(labels)}, shape {shape_string(labels)}) "
-                             f"must match the number of predictions ({self.outer * self.inner} for "
-                             f"scores {shape_string(shape)} with softmax axis {self.axis})")
+        self.outer, self.inner = _predictions_per_label(self, shape, labels, "softmax axis")
         tops = [()]
         if len(self.param.top) > 1:
             tops.append(shape)
@@ -152,11 +158,7 @@ class Accuracy(Layer):
         if self.top_k > count(shape) // max(count(labels), 1):
             raise self.error(f"top_k ({self.top_k}) must be at most the number of classes")
         self.axis = self.axis_of(self.param.accuracy_param.axis, shape)
-        self.outer, self.inner = count(shape, 0, self.axis), count(shape, self.axis + 1)
-        if self.outer * self.inner != count(labels):
-            raise self.error(f"number of labels ({count(labels)}, shape {shape_string(labels)}) "
-                             f"must match the number of predictions ({self.outer * self.inner} for "
-                             f"scores {shape_string(shape)} with axis {self.axis})")
+        self.outer, self.inner = _predictions_per_label(self, shape, labels, "axis")
         tops = [()]
         if len(self.param.top) > 1:
             tops.append((shape[self.axis],))
