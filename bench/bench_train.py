@@ -86,7 +86,7 @@ def run_plain(net_param, bn, iters, threads, device="cpu"):
     import torch
     import torch.nn.functional as F
     from bench_net import Plain
-    from bnface_caffe.data.reader import DatumReader
+    from bnface_caffe.engine.data_reader import DatumReader
     from bnface_caffe.formats.blobproto import read_mean_file
     torch.set_num_threads(threads)
     layer = net_param.layer[0]

@@ -27,7 +27,7 @@ from bnface_caffe import paper  # noqa: E402
 from bnface_caffe.architectures import NetOptions, build_net, parse_widths  # noqa: E402
 from bnface_caffe.caffelog import parse_log  # noqa: E402
 from bnface_caffe.data import build, synthetic  # noqa: E402
-from bnface_caffe.data.reader import DatumReader  # noqa: E402
+from bnface_caffe.engine.data_reader import DatumReader  # noqa: E402
 from bnface_caffe.engine.train import TrainOptions, train  # noqa: E402
 from bnface_caffe.formats import prototxt  # noqa: E402
 from bnface_caffe.formats.blobproto import read_mean_file  # noqa: E402
