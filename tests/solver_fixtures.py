@@ -24,7 +24,18 @@ def make_lmdb(path, records, seed):
     return str(path)
 
 
-def net_text(train_lmdb, test_lmdb, batch=8, test_batch=10, bn=True):
+def net_text(train_lmdb, test_lmdb, batch=8, test_batch=10, bn=True, mirror=False, crop=0,
+             dropout=0.0):
+    """The toy net; `mirror`, `crop` (e.g. 6 of the 8×8 images) and `dropout` (a ratio, after
+    the pooling) switch on every random draw training makes."""
+    transform = "scale: 0.00390625" + (" mirror: true" if mirror else "") + (
+        f" crop_size: {crop}" if crop else "")
+    fc_bottom = "pool1"
+    dropout_layer = ""
+    if dropout:
+        dropout_layer = (f'layer {{ name: "drop1" type: "Dropout" bottom: "pool1" top: "drop1" '
+                         f'dropout_param {{ dropout_ratio: {dropout} }} }}')
+        fc_bottom = "drop1"
     bn_layers = """
 layer { name: "bn1" type: "BatchNorm" bottom: "conv1" top: "conv1" }
 layer { name: "scale1" type: "Scale" bottom: "conv1" top: "conv1" scale_param { bias_term: true } }
@@ -34,10 +45,10 @@ layer { name: "scale1" type: "Scale" bottom: "conv1" top: "conv1" scale_param { 
                    "param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }")
     return f"""name: "toy"
 layer {{ name: "data" type: "Data" top: "data" top: "label" include {{ phase: TRAIN }}
-  transform_param {{ scale: 0.00390625 }}
+  transform_param {{ {transform} }}
   data_param {{ source: "{train_lmdb}" batch_size: {batch} backend: LMDB }} }}
 layer {{ name: "data" type: "Data" top: "data" top: "label" include {{ phase: TEST }}
-  transform_param {{ scale: 0.00390625 }}
+  transform_param {{ {transform} }}
   data_param {{ source: "{test_lmdb}" batch_size: {test_batch} backend: LMDB }} }}
 layer {{ name: "conv1" type: "Convolution" bottom: "data" top: "conv1" {conv_params}
   convolution_param {{ num_output: 4 kernel_size: 3 pad: 1 {conv_bias}
@@ -46,7 +57,8 @@ layer {{ name: "conv1" type: "Convolution" bottom: "data" top: "conv1" {conv_par
 layer {{ name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }}
 layer {{ name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
   pooling_param {{ pool: MAX kernel_size: 2 stride: 2 }} }}
-layer {{ name: "fc" type: "InnerProduct" bottom: "pool1" top: "fc"
+{dropout_layer}
+layer {{ name: "fc" type: "InnerProduct" bottom: "{fc_bottom}" top: "fc"
   param {{ lr_mult: 1 decay_mult: 1 }} param {{ lr_mult: 2 decay_mult: 0 }}
   inner_product_param {{ num_output: {CLASSES} weight_filler {{ type: "xavier" }}
     bias_filler {{ type: "constant" value: 0 }} }} }}
@@ -91,16 +103,20 @@ def solver_text(overrides=None, solver=SOLVER):
 
 
 def make_setup(folder, overrides=None, train_records=40, batch=8, bn=True, solver=SOLVER,
-               name="solver.prototxt"):
-    """Write LMDBs (once), net.prototxt and a solver into `folder`; returns the solver path.
+               name="solver.prototxt", net_name="net.prototxt", **net_options):
+    """Write LMDBs (once), the net (`net_name`; `net_options` for net_text) and a solver into
+    `folder`; returns the solver path.
     40 records / batch 8 = 5 iterations per pass, so a resume at 10 or 20 reads what an
     uninterrupted run reads (Caffe does not restore the data cursor)."""
     folder = str(folder)
     if not os.path.exists(os.path.join(folder, "train_lmdb")):
         make_lmdb(os.path.join(folder, "train_lmdb"), train_records, seed=1)
         make_lmdb(os.path.join(folder, "test_lmdb"), 20, seed=2)
-    with open(os.path.join(folder, "net.prototxt"), "w") as f:
-        f.write(net_text("train_lmdb", "test_lmdb", batch=batch, bn=bn))
+    with open(os.path.join(folder, net_name), "w") as f:
+        f.write(net_text("train_lmdb", "test_lmdb", batch=batch, bn=bn, **net_options))
+    overrides = dict(overrides or {})
+    if net_name != "net.prototxt":
+        overrides.setdefault("net", net_name)
     path = os.path.join(folder, name)
     with open(path, "w") as f:
         f.write(solver_text(overrides, solver))

@@ -1,12 +1,18 @@
 """train: train a Caffe solver prototxt, as `caffe train` does.
 
     bnface-train SOLVER.prototxt [--backend auto|caffe|engine] [--gpu ID[,ID..]|all]
-        [--weights A.caffemodel[,B..]] [--snapshot X.solverstate] [--log FILE] [--fast] [-q]
+        [--weights A.caffemodel[,B..]] [--snapshot X.solverstate | --resume]
+        [--keep-snapshots N] [--log FILE] [--fast] [-q]
     torchrun --nproc_per_node=N -m -- bnface_caffe.cli.train SOLVER.prototxt ...   # N processes
     (the "--" keeps torchrun from taking options such as --log as its own)
 
-Exit status: 0 done (or stopped by a signal after its snapshot), 1 the loss diverged,
-2 bad input.
+--snapshot X.solverstate resumes exactly when X's sidecar (X.resume.json, written by this
+engine) is beside it, else as Caffe does; --resume continues from the newest complete
+snapshot of the solver's snapshot_prefix (or starts fresh); --keep-snapshots N deletes all
+but the newest N. One run at a time per snapshot_prefix (a second one refuses to start).
+
+Exit status: 0 done (or stopped by a signal after its snapshot), 1 the loss diverged or a
+snapshot could not be written, 2 bad input (a bad LMDB record: after a snapshot).
 """
 import argparse
 from contextlib import nullcontext
@@ -19,6 +25,7 @@ from ..engine import solver_setup
 from ..engine.distributed import launched_by_torchrun
 from ..engine.signals import EFFECTS
 from ..formats import caffemodel, tool_log
+from ..errors import UserError
 from ..formats.glog import Glog
 from ..proto import caffe_pb2
 from . import options
@@ -35,6 +42,12 @@ def parser():
     options.add_gpu(p, several=True)
     p.add_argument("--weights", help="caffemodel(s), comma-separated, to fine-tune from")
     p.add_argument("--snapshot", help="a .solverstate to resume from")
+    p.add_argument("--resume", action="store_true",
+                   help="resume from the newest complete snapshot of the solver's "
+                        "snapshot_prefix; start fresh when there is none")
+    p.add_argument("--keep-snapshots", type=int, metavar="N",
+                   help="engine only: after each snapshot, delete all but the newest N "
+                        "(default: keep all)")
     options.add_log(p)
     p.add_argument("--fast", action="store_true",
                    help="engine only: the opt-in fast mode (TF32/bf16/channels-last; not "
@@ -123,10 +136,20 @@ class ProgressBar:
 
 def main(argv):
     args = parser().parse_args(argv)
-    caffemodel.check_resume_or_finetune(args.snapshot, args.weights)
+    if args.resume and args.snapshot:
+        raise UserError("give --snapshot FILE to resume from that file or --resume to resume "
+                        "from the newest snapshot, not both")
+    if not args.resume:   # with --resume, --weights only counts when there is no snapshot
+        caffemodel.check_resume_or_finetune(args.snapshot, args.weights)
     if args.weights:
         caffemodel.weight_paths(args.weights)
+    if args.keep_snapshots is not None and args.keep_snapshots < 1:
+        raise UserError(f"--keep-snapshots {args.keep_snapshots}: give at least 1 (the newest "
+                        "complete snapshot is always kept)")
     backend = backends.resolve(args.backend)
+    if backend == "caffe" and args.keep_snapshots:
+        raise UserError("--keep-snapshots needs --backend engine (real Caffe keeps every "
+                        "snapshot)")
     gpu_ids = options.parse_gpus(args.gpu)
     if backend == "engine" and gpu_ids and len(gpu_ids) > 1 and not launched_by_torchrun():
         return relaunch_with_torchrun(argv, gpu_ids)
@@ -154,10 +177,12 @@ def main(argv):
                 log.stderr = False
                 log.sinks.append(bar)
             if backend == "caffe":
-                from ..engine.train import TrainOptions
+                from ..engine.train import TrainOptions, check_resume_options, resolve_resume
                 opts = TrainOptions(args.solver, args.weights, args.snapshot, fast=args.fast,
                                     sigint_effect=args.sigint_effect,
-                                    sighup_effect=args.sighup_effect)
+                                    sighup_effect=args.sighup_effect, resume=args.resume)
+                check_resume_options(opts)
+                opts = resolve_resume(opts, param, log)
                 return backends.train_with_pycaffe(opts, param, gpu_ids or (), log=log)
             return _train_engine(args, param, gpu_ids, bar, log)
     finally:
@@ -176,7 +201,8 @@ def _train_engine(args, param, gpu_ids, bar, log):
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
                         sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
-                        level=args.level, stages=options.stages(args) or ("",), param=param)
+                        level=args.level, stages=options.stages(args) or ("",), param=param,
+                        resume=args.resume, keep_snapshots=args.keep_snapshots or 0)
     train(opts, observer=bar, log=log)
     return 0
 

@@ -9,8 +9,14 @@ Done.". Tests average every output element over test_iter batches (float32 sums)
 test net sharing the train net's weights.
 
 Not in Caffe: a non-finite training loss stops the run (after a snapshot of the weights
-before the bad update) with TrainingDiverged, instead of training on with NaNs.
+before the bad update) with TrainingDiverged, instead of training on with NaNs; a record
+that cannot be decoded stops it the same way (BadRecord, naming the LMDB and key), so the
+run resumes once the data is fixed. Each snapshot also gets the resume sidecar (the random
+states, data positions and loss window, engine/resume.py), captured at the start of every
+iteration so that a snapshot taken in the middle of one describes its start;
+`keep_snapshots` prunes the older sets after each snapshot.
 """
+from contextlib import contextmanager
 import math
 import time
 
@@ -18,8 +24,10 @@ import numpy as np
 
 from ..errors import RunFailed
 from ..formats import solver_log
+from . import resume
+from .data_reader import BadRecord
 from .signals import NONE, SNAPSHOT, STOP, NoSignals
-from .snapshot import write_snapshot
+from .snapshot import prune, write_snapshot
 
 f32 = np.float32
 
@@ -35,7 +43,7 @@ class SingleProcess:
 
 class Loop:
     def __init__(self, solver, net, test_nets=(), actions=None, world=None, observer=None,
-                 log=None):
+                 log=None, keep_snapshots=0):
         self.solver, self.net, self.test_nets = solver, net, list(test_nets)
         self.log = log if log is not None else net.log
         self.param = solver.param
@@ -44,8 +52,32 @@ class Loop:
         self.observer = observer
         self.requested_early_exit = False
         self.losses, self.smoothed_loss = [], f32(0)
+        self.window_start = solver.iter     # the iteration the ring of losses counts from
+        self.restored_window = None         # (losses, smoothed, start) from a resume sidecar
         self.iterations_last = 0   # Caffe never initialises it; its first rate is meaningless
         self.last_snapshot = None
+        self.keep_snapshots = keep_snapshots
+        # The sidecar describes one process; the state at the current iteration's start:
+        self.exact = self.world.size == 1
+        self.mark, self.mid_iteration = None, False
+
+    def restore_window(self, losses, smoothed_loss, start_iter):
+        """The smoothed-loss window of an interrupted run (the next step continues it)."""
+        self.restored_window = (list(losses), f32(smoothed_loss), int(start_iter))
+
+    def begin_iteration(self):
+        """Remember the state at the start of an iteration, before its test: a snapshot
+        taken before the update (signal while testing, divergence, bad record) records it."""
+        if self.exact:
+            self.mark = resume.capture(self)
+        self.mid_iteration = True
+
+    @contextmanager
+    def stopping_on_bad_records(self):
+        try:
+            yield
+        except BadRecord as err:
+            self.stop_bad_record(err)
 
     # -- Solve ---------------------------------------------------------------------------
     def solve(self):
@@ -54,7 +86,6 @@ class Loop:
         if root:
             solver_log.solving(self.log, self.net.name, p.lr_policy)
         self.requested_early_exit = False
-        start_iter = self.solver.iter
         self.step(p.max_iter - self.solver.iter)
         it = self.solver.iter
         if p.snapshot_after_train and (not p.snapshot or it % p.snapshot != 0):
@@ -63,12 +94,14 @@ class Loop:
             if root:
                 solver_log.stopped_early(self.log)
             return False
-        if root and p.display and it % p.display == 0:
-            loss = f32(self.net.forward())      # forward only: the weights are final
-            self.update_smoothed_loss(loss, start_iter)
-            solver_log.final_loss(self.log, it, self.smoothed_loss)
-        if root and p.test_interval and it % p.test_interval == 0:
-            self.test_all()
+        self.begin_iteration()
+        with self.stopping_on_bad_records():
+            if root and p.display and it % p.display == 0:
+                loss = f32(self.net.forward())      # forward only: the weights are final
+                self.update_smoothed_loss(loss, self.window_start)
+                solver_log.final_loss(self.log, it, self.smoothed_loss)
+            if root and p.test_interval and it % p.test_interval == 0:
+                self.test_all()
         if root:
             solver_log.optimization_done(self.log)
         return True
@@ -78,24 +111,32 @@ class Loop:
         p, solver, net, root = self.param, self.solver, self.net, self.world.is_root
         start_iter = solver.iter
         stop_iter = start_iter + iters
-        self.losses, self.smoothed_loss = [], f32(0)
+        if self.restored_window is not None:
+            self.losses, self.smoothed_loss, self.window_start = self.restored_window
+            self.restored_window = None
+        else:
+            self.losses, self.smoothed_loss, self.window_start = [], f32(0), start_iter
         timer = time.perf_counter()
         while solver.iter < stop_iter:
             it = solver.iter
+            self.begin_iteration()
             net.clear_param_diffs()
-            if p.test_interval and it % p.test_interval == 0 and (it > 0 or p.test_initialization):
-                if root:
-                    self.test_all()
-                if self.world.size > 1:   # a stop requested while testing reaches every rank
-                    self.requested_early_exit = self.world.broadcast_flag(self.requested_early_exit)
-                if self.requested_early_exit:
-                    break
-            display_now = bool(p.display) and it % p.display == 0
-            loss = f32(0)
-            for _ in range(p.iter_size):
-                loss += f32(net.forward_backward())
-            loss /= f32(p.iter_size)
-            self.update_smoothed_loss(loss, start_iter)
+            with self.stopping_on_bad_records():
+                if (p.test_interval and it % p.test_interval == 0
+                        and (it > 0 or p.test_initialization)):
+                    if root:
+                        self.test_all()
+                    if self.world.size > 1:   # a stop requested while testing reaches every rank
+                        self.requested_early_exit = self.world.broadcast_flag(
+                            self.requested_early_exit)
+                    if self.requested_early_exit:
+                        break
+                display_now = bool(p.display) and it % p.display == 0
+                loss = f32(0)
+                for _ in range(p.iter_size):
+                    loss += f32(net.forward_backward())
+                loss /= f32(p.iter_size)
+            self.update_smoothed_loss(loss, self.window_start)
             if display_now and root:
                 # Caffe's CPU Timer counts whole milliseconds, in a float.
                 lapse = f32(int((time.perf_counter() - timer) * 1000) / 1000)
@@ -112,6 +153,7 @@ class Loop:
             if diverged:
                 self.stop_diverged(it, loss)
             solver.apply_update(display_now and root)
+            self.mid_iteration = False     # the state now is the next iteration's start
             if self.world.size == 1:
                 action = self.actions.requested_action()
             if (p.snapshot and solver.iter % p.snapshot == 0) or action == SNAPSHOT:
@@ -194,9 +236,26 @@ class Loop:
     # -- Snapshot and divergence -----------------------------------------------------------
     def snapshot(self):
         if self.world.is_root:
+            sidecar = None
+            if self.exact:
+                state = self.mark if self.mid_iteration else resume.capture(self)
+                sidecar = resume.to_document(state)
             self.last_snapshot = write_snapshot(self.solver, self.net, self.param.snapshot_prefix,
-                                                self.param.snapshot_diff, self.log)
+                                                self.param.snapshot_diff, self.log, sidecar)
+            if self.keep_snapshots:
+                prune(self.param.snapshot_prefix, self.keep_snapshots, self.solver.iter, self.log)
         return self.last_snapshot
+
+    def stop_bad_record(self, err):
+        """A record could not be read: snapshot the state at this iteration's start (the
+        update was not applied) and stop, so the run resumes once the data is fixed."""
+        it, where = self.solver.iter, ""
+        if self.world.is_root:
+            solver_log.bad_record(self.log, it, err)
+            _, state = self.snapshot()
+            where = (f"; the run's state at iteration {it} is in {state}: fix the data, then "
+                     f"resume with --snapshot {state} (or --resume)")
+        raise BadRecord(f"{err}{where}") from None
 
     def stop_diverged(self, it, loss):
         where = ""

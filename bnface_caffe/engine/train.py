@@ -3,8 +3,16 @@
 The order is tools/caffe.cpp train() and Solver::Init's: read and check the solver → device
 → seed (random_seed + rank, before any net is built, so fillers repeat) → train net, its
 weights → test nets, their weights → resume or fine-tune → "Starting Optimization" → Solve.
+
+Beyond Caffe: the run holds the lock of its snapshot_prefix (engine/snapshot_lock.py) from
+before anything is written to the end; `resume=True` continues from the newest complete
+snapshot of the prefix (or starts fresh, saying so); a resume also applies the sidecar
+beside the .solverstate when there is one (engine/resume.py), so the run goes on exactly as
+the interrupted one would have; `keep_snapshots` prunes older snapshots as new ones land.
 """
+import dataclasses
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,11 +20,13 @@ import torch
 
 from ..proto import caffe_pb2
 from ..formats import caffemodel, prototxt, solver_log, tool_log
+from ..errors import UserError
 from ..formats.glog import Glog
-from . import precision, snapshot, solver_setup
+from . import precision, resume, snapshot, solver_setup
 from .distributed import World
 from .loop import Loop
 from .signals import NoSignals, SignalActions
+from .snapshot_lock import PrefixLock
 from .solver import Solver
 
 
@@ -32,6 +42,35 @@ class TrainOptions:
     level: int = 0             # caffe train --level / --stage: added to train_state
     stages: tuple = ()
     param: object = None       # the SolverParameter, if the caller already read it
+    resume: bool = False       # continue from the newest complete snapshot of the prefix
+    keep_snapshots: int = 0    # > 0: keep only the newest N snapshots (0: keep all)
+
+
+def check_resume_options(opts):
+    """--resume / --keep-snapshots against the other options, before anything runs."""
+    if opts.resume and opts.snapshot:
+        raise UserError("give --snapshot FILE to resume from that file or --resume to resume "
+                        "from the newest snapshot, not both")
+    if opts.keep_snapshots is None or opts.keep_snapshots < 0:
+        raise UserError(f"--keep-snapshots {opts.keep_snapshots}: give a number of snapshots "
+                        "to keep (at least 1; the newest complete one is always kept)")
+
+
+def resolve_resume(opts, param, log):
+    """opts with `snapshot` set to the newest complete snapshot when `resume` asks for one
+    (then --weights, meant for a fresh start, is not loaded); said in the log either way."""
+    if not opts.resume:
+        return opts
+    prefix = param.snapshot_prefix
+    found = snapshot.newest_complete(prefix, log)
+    if found is None:
+        solver_log.no_snapshot(log, prefix)
+        return opts
+    solver_log.newest_snapshot(log, prefix, found)
+    if opts.weights:
+        solver_log.note(log, f"--resume: not loading --weights {opts.weights} (the snapshot "
+                             "holds the trained weights)")
+    return dataclasses.replace(opts, snapshot=found, weights=None)
 
 
 def seed_everything(seed):
@@ -94,24 +133,39 @@ def train(opts, observer=None, log=None):
     (stderr by default); in a multi-process run give the other ranks a silent one, as Caffe
     logs from the root solver only."""
     log = log if log is not None else Glog()
+    check_resume_options(opts)
     precision.configure(opts.fast)
     world = World(opts.device)
     try:
-        param, solver, net, test_nets = build(opts, world, log)
-        actions = (SignalActions(opts.sigint_effect, opts.sighup_effect) if world.is_root
-                   else NoSignals())
-        with actions:
-            if opts.snapshot:
-                if world.is_root:
-                    tool_log.resuming_from(log, opts.snapshot)
-                snapshot.restore(solver, net, opts.snapshot, log)
+        if opts.param is None:
+            opts = dataclasses.replace(opts, param=solver_setup.read_solver(
+                opts.solver_path, log=log if world.is_root else None))
+        prefix = opts.param.snapshot_prefix
+        with (PrefixLock(prefix, log) if world.is_root else nullcontext()):
             if world.is_root:
-                tool_log.starting_optimization(log)
-            world.broadcast_tensors(solver.datas + solver.history)
-            loop = Loop(solver, net, test_nets, actions, world, observer, log)
-            loop.solve()
-        if world.is_root:
-            tool_log.optimization_done(log)
-        return loop
+                snapshot.remove_temporaries(prefix, log)
+            opts = resolve_resume(opts, opts.param, log)
+            return _train_locked(opts, world, observer, log)
     finally:
         world.close()
+
+
+def _train_locked(opts, world, observer, log):
+    param, solver, net, test_nets = build(opts, world, log)
+    actions = (SignalActions(opts.sigint_effect, opts.sighup_effect) if world.is_root
+               else NoSignals())
+    with actions:
+        loop = Loop(solver, net, test_nets, actions, world, observer, log,
+                    keep_snapshots=opts.keep_snapshots)
+        if opts.snapshot:
+            if world.is_root:
+                tool_log.resuming_from(log, opts.snapshot)
+            snapshot.restore(solver, net, opts.snapshot, log)
+            resume.restore_beside(opts.snapshot, loop, log)
+        if world.is_root:
+            tool_log.starting_optimization(log)
+        world.broadcast_tensors(solver.datas + solver.history)
+        loop.solve()
+    if world.is_root:
+        tool_log.optimization_done(log)
+    return loop

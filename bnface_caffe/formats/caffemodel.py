@@ -39,8 +39,8 @@ def read(path):
     return param
 
 
-def write(net_parameter, path):
-    prototxt.write_binary(net_parameter, path)
+def write(net_parameter, path, before_rename=None):
+    prototxt.write_binary(net_parameter, path, before_rename)
 
 
 def weight_paths(weights):

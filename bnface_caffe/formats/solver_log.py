@@ -107,3 +107,19 @@ restarting_data = line("data_layer.cpp:73", "Restarting data prefetching from st
 # -- ours (not in Caffe): said plainly, in the same format ------------------------------------
 note = line("train.py:1", "{}")
 diverged = line("train.py:1", "Iteration {}, loss = {}: training diverged, stopping", "E")
+# exact resume (engine/resume.py), crash-safe snapshots, --resume, --keep-snapshots, the lock
+resume_exact = line("resume.py:1", "Exact resume: data positions, random states and the "
+                                   "smoothed loss restored from {}")
+_caffe_like = "Resuming as Caffe does (data from the first record, new random draws, an empty "\
+              "loss window): {}"
+resume_as_caffe = line("resume.py:1", _caffe_like)
+resume_as_caffe_warning = line("resume.py:1", _caffe_like, "W")
+resume_partial = line("resume.py:1", "{}", "W")
+newest_snapshot = line("snapshot.py:1", "--resume: the newest complete snapshot of {} is {}")
+no_snapshot = line("snapshot.py:1", "--resume: no complete snapshot of {}; starting fresh")
+skipping_snapshot = line("snapshot.py:1", "--resume: skipping {}: {}", "W")
+removed_snapshot = line("snapshot.py:1", "Removed snapshot {} (--keep-snapshots {})")
+removed_temporary = line("snapshot.py:1", "Removed {}, left by an interrupted write")
+snapshot_failed = line("snapshot.py:1", "Snapshot at iteration {} failed: {}", "E")
+bad_record = line("loop.py:1", "Iteration {}: {}", "E")
+stale_lock = line("snapshot_lock.py:1", "Ignoring the stale lock {} of process {} ({})", "W")

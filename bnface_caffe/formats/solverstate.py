@@ -25,8 +25,8 @@ def make(iteration, learned_net, current_step, history):
     return state
 
 
-def write(state, path):
-    prototxt.write_binary(state, path)
+def write(state, path, before_rename=None):
+    prototxt.write_binary(state, path, before_rename)
 
 
 def read(path):

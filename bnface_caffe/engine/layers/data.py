@@ -2,11 +2,12 @@
 
 Input: tops shaped by input_param.shape (given once for all tops, once per top,
 or not at all); the net's callers set their values (Net.set_input). Data: reads
-Datums from an LMDB strictly in key order through data.reader.DatumReader,
+Datums from an LMDB strictly in key order through engine.data_reader.DatumReader,
 wraps at the end, applies the DataTransformer, and outputs data [N, C, h, w] and
 label [N] as float blobs. A background thread prefetches `prefetch` batches like
 Caffe's; the reader is opened and used only inside that thread (LMDB read
-transactions belong to the thread that made them).
+transactions belong to the thread that made them). The layer knows where the next
+batch it will output begins (`resume_state`), which a resumed run restores.
 """
 import os
 import queue
@@ -107,11 +108,20 @@ class Data(Layer):
     def close(self):
         self.prefetcher.close()
 
+    def resume_state(self):
+        """Where the next batch begins and the Transformer's RNG then (the resume sidecar)."""
+        return self.prefetcher.current_position()
+
+    def restore_resume_state(self, state):
+        self.prefetcher.seek(state)
+
     def forward(self, bottoms):
         images, labels = self.prefetcher.next()
         if images.shape[1:] != self.top_shape[1:]:
-            raise self.error(f"a batch has shape {shape_string(images.shape)}, the layer was set "
-                             f"up for {shape_string(self.top_shape)}; the LMDB's records differ in size")
+            from ..data_reader import BadRecord
+            raise BadRecord(f"layer '{self.name}' (Data): a batch has shape "
+                            f"{shape_string(images.shape)}, the layer was set up for "
+                            f"{shape_string(self.top_shape)}; the LMDB's records differ in size")
         pin = str(self.device).startswith("cuda")
         data = torch.from_numpy(images)
         label = torch.from_numpy(labels)
@@ -124,21 +134,37 @@ class Data(Layer):
 
 
 class _Prefetcher:
-    """A daemon thread owning the DatumReader: fills a queue with transformed batches."""
+    """A daemon thread owning the DatumReader: fills a queue with transformed batches.
+
+    The thread opens the reader at once (set-up needs the datum shape) but reads batches only
+    from the first `next()` or a `seek()`, so a resumed run chooses where reading starts
+    before any record is read. Each batch travels with the position after it (records
+    consumed, next key, the Transformer's RNG state) and with the log lines its reading
+    caused, which are written when the net takes the batch: `position` and the log then
+    follow the batches the net consumed, not how far the thread has read ahead.
+    """
 
     def __init__(self, source, rank, world_size, batch_size, depth, log):
-        self.queue = queue.Queue(maxsize=depth)
-        self.shape_box = queue.Queue(maxsize=1)
-        self.transformer_box = queue.Queue(maxsize=1)
         self.args = (source, rank, world_size, batch_size)
-        self.log = log
-        self.stopped = False
-        self.thread = threading.Thread(target=self._run, name=f"prefetch:{source}", daemon=True)
+        self.depth, self.log = depth, log
+        self.transformer = None
+        self.position = None
+        self._spawn()
+
+    def _spawn(self):
+        self.queue = queue.Queue(maxsize=self.depth)
+        self.shape_box = queue.Queue(maxsize=1)
+        self.go_box = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.started = False
+        self.thread = threading.Thread(target=self._run, name=f"prefetch:{self.args[0]}",
+                                       args=(self.queue, self.shape_box, self.go_box, self.stop),
+                                       daemon=True)
         self.thread.start()
 
     def start(self, transformer):
-        """Batches start once the layer is set up (Caffe: InternalThread after SetUp)."""
-        self.transformer_box.put(transformer)
+        """The layer is set up (Caffe starts its InternalThread after SetUp)."""
+        self.transformer = transformer
 
     def datum_shape(self):
         kind, value = self.shape_box.get()
@@ -146,11 +172,38 @@ class _Prefetcher:
             raise value
         return value
 
+    def _go(self, position=None):
+        if position is None:
+            position = {"offset": 0, "next_key": None,
+                        "transform_rng": self.transformer.rng.bit_generator.state}
+        self.position = position
+        self.started = True
+        self.go_box.put((self.transformer, position))
+
+    def current_position(self):
+        """Where the next batch the net takes begins (before any batch: the first record)."""
+        if not self.started:
+            return {"offset": 0, "next_key": None,
+                    "transform_rng": self.transformer.rng.bit_generator.state}
+        return self.position
+
+    def seek(self, position):
+        """Read on from `position` (a `current_position()` of an earlier run)."""
+        if self.started:
+            self._stop()
+            self._spawn()
+            self.datum_shape()
+        self.transformer.rng.bit_generator.state = position["transform_rng"]
+        self._go(position)
+
     def close(self):
         """Stop the thread (it may be waiting to hand over a batch) and free the reader."""
-        self.stopped = True
-        if self.transformer_box.empty():
-            self.transformer_box.put(None)
+        self._stop()
+
+    def _stop(self):
+        self.stop.set()
+        if not self.started and self.go_box.empty():
+            self.go_box.put(None)
         while self.thread.is_alive():
             try:
                 self.queue.get(timeout=0.05)
@@ -158,32 +211,74 @@ class _Prefetcher:
                 pass
 
     def next(self):
-        kind, value = self.queue.get()
+        if not self.started:
+            self._go()
+        kind, value, after, lines = self.queue.get()
+        for severity, where, message in lines:
+            self.log.write(severity, where, message)
         if kind == "error":
-            self.queue.put((kind, value))  # every later call fails the same way
+            self.queue.put((kind, value, None, []))  # every later call fails the same way
             raise value
+        self.position = after
         return value
 
-    def _run(self):
+    def _run(self, out, shape_box, go_box, stop):
         source, rank, world_size, batch_size = self.args
+        lines = _LineBuffer()
         try:
             from ..data_reader import DatumReader
-            reader = DatumReader(source, rank=rank, world_size=world_size, log=self.log)
-            self.shape_box.put(("ok", tuple(int(d) for d in reader.datum_shape)))
+            reader = DatumReader(source, rank=rank, world_size=world_size, log=lines)
+            shape_box.put(("ok", tuple(int(d) for d in reader.datum_shape)))
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
-            self.shape_box.put(("error", _as_user_error(err, source)))
+            shape_box.put(("error", _as_user_error(err, source)))
             return
-        transformer = self.transformer_box.get()
         try:
-            while not self.stopped:
+            go = go_box.get()
+            if go is None:
+                return
+            transformer, position = go
+            if position["offset"] or position.get("next_key") is not None:
+                reader.seek(int(position["offset"]), position.get("next_key"))
+            while not stop.is_set():
                 images, labels = reader.next_batch(batch_size)
                 batch = (np.ascontiguousarray(transformer(images)),
                          np.asarray(labels, dtype=np.float32))
-                self.queue.put(("ok", batch))
+                offset, next_key = reader.position()
+                after = {"offset": offset, "next_key": next_key,
+                         "transform_rng": transformer.rng.bit_generator.state}
+                out.put(("ok", batch, after, lines.take()))
         except BaseException as err:  # noqa: BLE001
-            self.queue.put(("error", _as_user_error(err, source)))
+            out.put(("error", _as_bad_record(err, source), None, lines.take()))
         finally:
             reader.close()
+
+
+class _LineBuffer:
+    """A logger for the prefetch thread: keeps lines until the batch they belong to is taken."""
+
+    def __init__(self):
+        self.lines = []
+
+    def write(self, severity, where, message):
+        self.lines.append((severity, where, message))
+
+    def info(self, where, message):
+        self.write("I", where, message)
+
+    def warning(self, where, message):
+        self.write("W", where, message)
+
+    def take(self):
+        lines, self.lines = self.lines, []
+        return lines
+
+
+def _as_bad_record(err, source):
+    """Anything wrong with a batch's records (decoding, sizes, the transform) is a BadRecord."""
+    from ..data_reader import BadRecord
+    if isinstance(err, UserError) and not isinstance(err, BadRecord):
+        return BadRecord(str(err))
+    return _as_user_error(err, source)
 
 
 def _as_user_error(err, source):
