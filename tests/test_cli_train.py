@@ -44,3 +44,14 @@ def test_gpu_request_without_cuda(tool, tmp_path):
     (tmp_path / "s.prototxt").write_text(BASE + 'net: "net.prototxt"\n')
     result = tool("train", "s.prototxt", "--backend", "engine", "--gpu", "0", cwd=tmp_path)
     assert_one_line_error(result, "--gpu 0: no CUDA devices visible here")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--snapshot", "a.solverstate", "--resume"], "--snapshot FILE to resume from that file or "
+                                                  "--resume to resume from the newest snapshot, "
+                                                  "not both"),
+    (["--keep-snapshots", "0"], "--keep-snapshots 0: give at least 1 (the newest complete "
+                                "snapshot is always kept)")])
+def test_resume_flags_are_checked_first(tool, tmp_path, flags, fragment):
+    (tmp_path / "s.prototxt").write_text(BASE)
+    assert_one_line_error(tool("train", "s.prototxt", *flags, cwd=tmp_path), fragment)

@@ -123,3 +123,41 @@ def test_two_readers_of_one_lmdb_in_one_process(tmp_path):
     b.close()
     with DatumReader(path) as c:
         assert c.next_batch(1)[1].tolist() == [0]
+
+
+def test_position_and_seek_by_key_or_by_index(tmp_path, captured_log):
+    path = make_lmdb(tmp_path / "db", [datum.encode_raw(gray(i), i) for i in range(5)])
+    reader = DatumReader(path, log=captured_log)
+    reader.next_batch(3)
+    offset, key = reader.position()
+    assert (offset, bytes.fromhex(key)) == (3, b"00000003_img3.png")
+    reader.next_batch(4)                      # wraps: offset 7, next record is 2
+    assert reader.position() == (7, b"00000002_img2.png".hex())
+    again = DatumReader(path, log=captured_log)
+    again.seek(offset, key)
+    assert again.next_batch(3)[1].tolist() == [3, 4, 0]
+    # the key is gone (the LMDB was rebuilt): record offset mod size, with a warning
+    again.seek(8, b"no such key".hex())
+    assert again.restarts == 1
+    assert again.next_batch(2)[1].tolist() == [3, 4]
+    warning = captured_log.out.getvalue().splitlines()[-2]    # then the wrap's line
+    assert warning.startswith("W") and warning.endswith(
+        f"data_reader.py:1] {path}: record key {b'no such key'.hex()} is gone; moving to "
+        "record 3 by position instead")
+    reader.close()
+    again.close()
+
+
+def test_an_undecodable_record_is_a_bad_record_naming_the_lmdb_and_key(tmp_path):
+    from bnface_caffe.engine.data_reader import BadRecord
+    values = [datum.encode_raw(gray(i), i) for i in range(4)]
+    values[2] = b"\x08\x01garbage"
+    path = make_lmdb(tmp_path / "db", values)
+    reader = DatumReader(path)
+    assert reader.next_batch(2)[1].tolist() == [0, 1]
+    with pytest.raises(BadRecord) as bad:
+        reader.next_batch(2)
+    assert str(bad.value).startswith(f"{path} record '00000002_img2.png': not a serialized "
+                                     "caffe.Datum")
+    assert isinstance(bad.value, UserError)
+    reader.close()

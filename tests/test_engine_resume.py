@@ -187,9 +187,6 @@ def test_a_bad_record_stops_with_a_snapshot_and_the_fixed_run_resumes_exactly(ru
     assert message.startswith("train_lmdb record '00000037': not a serialized caffe.Datum")
     assert ("the run's state at iteration 4 is in snap/toy_iter_4.solverstate: fix the data, "
             "then resume with --snapshot snap/toy_iter_4.solverstate (or --resume)") in message
-    lines = open(tmp_path / "bad.log").read().splitlines()
-    assert any(line.startswith("E") and "loop.py:1] Iteration 4: train_lmdb record '00000037'"
-               in line for line in lines)
     # fixed, the run goes on from iteration 4 as if nothing had happened
     _write_lmdb(tmp_path / "train_lmdb", good)
     resumed, _ = run(tmp_path, "fixed.log", resume=True)

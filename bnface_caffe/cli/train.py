@@ -25,7 +25,8 @@ from ..engine import solver_setup
 from ..engine.distributed import launched_by_torchrun
 from ..engine.signals import EFFECTS
 from ..formats import caffemodel, tool_log
-from ..errors import UserError
+from ..errors import RunFailed, UserError
+from ..formats import solver_log
 from ..formats.glog import Glog
 from ..proto import caffe_pb2
 from . import options
@@ -185,6 +186,9 @@ def main(argv):
                 opts = resolve_resume(opts, param, log)
                 return backends.train_with_pycaffe(opts, param, gpu_ids or (), log=log)
             return _train_engine(args, param, gpu_ids, bar, log)
+    except (UserError, RunFailed) as err:
+        solver_log.run_ended(log, str(err))    # the --log file says why the run ended
+        raise
     finally:
         if bar is not None:
             bar.close()

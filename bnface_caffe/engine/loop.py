@@ -251,7 +251,6 @@ class Loop:
         update was not applied) and stop, so the run resumes once the data is fixed."""
         it, where = self.solver.iter, ""
         if self.world.is_root:
-            solver_log.bad_record(self.log, it, err)
             _, state = self.snapshot()
             where = (f"; the run's state at iteration {it} is in {state}: fix the data, then "
                      f"resume with --snapshot {state} (or --resume)")

@@ -76,7 +76,6 @@ def write_snapshot(solver, net, prefix, snapshot_diff=False, log=None, sidecar=N
                 prototxt.remove(path)
             except UserError:
                 pass
-        solver_log.snapshot_failed(log, solver.iter, err)
         newest = newest_complete(prefix)
         left = (f"the newest complete snapshot is {newest} (resume with --snapshot {newest} or "
                 "--resume)" if newest else "there is no earlier complete snapshot")

@@ -127,13 +127,15 @@ class Glog:
             f.close()
         self._owned = []
 
-    def write(self, severity, where, message):
+    def write(self, severity, where, message, stderr=True):
+        """One line to every sink, and to stderr unless `stderr` is False (for a line the
+        caller also prints there in its own words, such as a tool's final error)."""
         level = SEVERITIES.index(severity)
         if level < self.min_level:
             return
         line = format_line(severity, where, message) + "\n"
         with self.lock:
-            if self.stderr and level >= self.stderr_level:
+            if stderr and self.stderr and level >= self.stderr_level:
                 sys.stderr.write(line)
             for sink in self.sinks:
                 sink.write(line)

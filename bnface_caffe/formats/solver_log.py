@@ -120,6 +120,9 @@ no_snapshot = line("snapshot.py:1", "--resume: no complete snapshot of {}; start
 skipping_snapshot = line("snapshot.py:1", "--resume: skipping {}: {}", "W")
 removed_snapshot = line("snapshot.py:1", "Removed snapshot {} (--keep-snapshots {})")
 removed_temporary = line("snapshot.py:1", "Removed {}, left by an interrupted write")
-snapshot_failed = line("snapshot.py:1", "Snapshot at iteration {} failed: {}", "E")
-bad_record = line("loop.py:1", "Iteration {}: {}", "E")
 stale_lock = line("snapshot_lock.py:1", "Ignoring the stale lock {} of process {} ({})", "W")
+
+
+def run_ended(log, message):
+    """The error that ended a run, for the log files (the tool prints it on stderr itself)."""
+    log.write("E", "train.py:1", message, stderr=False)
