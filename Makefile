@@ -34,7 +34,7 @@ lmdb: $(STAMP)
 
 # Benchmarks of every issue; writes BENCHMARKS.md (machine, date, figures).
 bench: $(STAMP)
-	$(PY) bench/run_all.py -o BENCHMARKS.md
+	$(PY) bench/run_all.py -o BENCHMARKS.md $(BENCH_ARGS)   # BENCH_ARGS=--skip-long-run when short of time
 
 # Regenerate the committed schema module (needs grpcio-tools, a test dependency).
 proto: $(STAMP)

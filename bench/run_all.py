@@ -1,9 +1,11 @@
 """Run every benchmark and write BENCHMARKS.md (what `make bench` does).
 
-    python bench/run_all.py [-o BENCHMARKS.md] [--gpu ID]
+    python bench/run_all.py [-o BENCHMARKS.md] [--gpu ID] [--skip-long-run]
 
 Each bench script runs in its own process with --json; this file only collects the
-figures and writes them down with the machine and the date. Real Caffe is timed too when
+figures and writes them down with the machine and the date. The long-run memory benchmark
+(20,000 iterations, several minutes) records its figures in results/bench/long_run.json;
+--skip-long-run reuses the last recorded ones. Real Caffe is timed too when
 a `caffe` binary is on PATH (bench_train.py finds it). Speed goals are read here, never
 asserted in tests.
 """
@@ -18,6 +20,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PAPER_ITERATIONS = 420000
+LONG_RUN_RECORD = os.path.join(ROOT, "results", "bench", "long_run.json")
 
 
 def bench(script, *args):
@@ -47,7 +50,55 @@ def hours(images_per_s, batch=64):
     return PAPER_ITERATIONS * batch / images_per_s / 3600
 
 
-def write(path, lmdb, net, train, gpu_train, demo):
+def long_run(skip):
+    """bench_long_run.py's figures (run now, or the last recorded ones with `skip`)."""
+    if skip:
+        return json.load(open(LONG_RUN_RECORD)) if os.path.exists(LONG_RUN_RECORD) else None
+    cmd_prefix = ["nice"] if os.name == "posix" else []
+    print("running nice bench_long_run.py (several minutes)", file=sys.stderr, flush=True)
+    out = subprocess.run(cmd_prefix + [sys.executable, os.path.join(HERE, "bench_long_run.py"),
+                                       "--json"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    result = json.loads(out[out.index("{"):])
+    result["date"] = datetime.date.today().isoformat()
+    result["machine"] = machine()
+    os.makedirs(os.path.dirname(LONG_RUN_RECORD), exist_ok=True)
+    with open(LONG_RUN_RECORD, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    return result
+
+
+def long_run_lines(r):
+    if r is None:
+        return ["", "## Memory over a long run (bench/bench_long_run.py)", "",
+                "Not measured yet: run `python bench/run_all.py` without --skip-long-run."]
+    return [
+        "",
+        "## Memory over a long run (bench/bench_long_run.py)",
+        "",
+        f"Measured on {r['date']} ({r['machine']}). The {r['net']} net at 4-wide convolutions, "
+        f"batch {r['batch']}, mirror on, {r['iterations']:,} iterations in one process: display "
+        "every 100, a test every 1,000, a snapshot with its resume sidecar every 2,000 "
+        "(--keep-snapshots 2), a --log file; RSS sampled every 1,000 iterations "
+        f"({r['seconds']:.0f} s, {r['threads']} torch thread(s), log {r['log_mib']} MiB).",
+        "",
+        "| | at iteration " + f"{r['start_iter']:,} | at iteration {r['iterations'] // 2:,} "
+        f"| at the end ({r['iterations']:,}) |",
+        "|---|---:|---:|---:|",
+        f"| RSS | {r['rss_start_mib']:.1f} MiB | {r['rss_half_mib']:.1f} MiB "
+        f"| {r['rss_end_mib']:.1f} MiB |",
+        f"| peak RSS | {r['peak_start_mib']:.1f} MiB | | {r['peak_end_mib']:.1f} MiB |",
+        f"| Python objects | {r['objects_start']:,} | | {r['objects_end']:,} |",
+        f"| threads | {r['threads_start']} | | {r['threads_end']} |",
+        "",
+        f"Growth over the second half: {r['rss_growth_second_half_mib']:+.1f} MiB of RSS. "
+        "Every sample: " + ", ".join(f"{s['iter']:,}: {s['rss_mib']:.1f}" for s in r["samples"])
+        + " MiB.",
+    ]
+
+
+def write(path, lmdb, net, train, gpu_train, demo, long=None):
     lines = [
         "# Benchmarks",
         "",
@@ -113,6 +164,7 @@ def write(path, lmdb, net, train, gpu_train, demo):
         f"| render + pack the default synthetic set ({lmdb['build_synthetic_default_images']:,} "
         f"images) | {lmdb['build_synthetic_default_s']:.1f} s | — |",
     ]
+    lines += long_run_lines(long)
     if demo:
         lines += ["", "## `make demo`", "",
                   f"The last recorded demo (results/demo/run.json, {demo['date']}): "
@@ -126,6 +178,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--gpu", help="also benchmark training on this CUDA device")
+    p.add_argument("--skip-long-run", action="store_true",
+                   help="skip the 20,000-iteration memory benchmark (several minutes); "
+                        "BENCHMARKS.md then shows its last recorded figures")
     args = p.parse_args(argv)
     lmdb = bench("bench_lmdb.py")
     net = bench("bench_net.py") + bench("bench_net.py", "--sgd")
@@ -133,7 +188,7 @@ def main(argv=None):
     gpu_train = bench("bench_train.py", "--gpu", args.gpu) if args.gpu is not None else []
     demo_info = os.path.join(ROOT, "results", "demo", "run.json")
     demo = json.load(open(demo_info)) if os.path.exists(demo_info) else None
-    write(args.output, lmdb, net, train, gpu_train, demo)
+    write(args.output, lmdb, net, train, gpu_train, demo, long_run(args.skip_long_run))
     print(f"wrote {args.output}", file=sys.stderr)
 
 

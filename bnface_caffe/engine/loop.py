@@ -60,6 +60,7 @@ class Loop:
         # The sidecar describes one process; the state at the current iteration's start:
         self.exact = self.world.size == 1
         self.mark, self.mid_iteration = None, False
+        self.data_layers = None             # resume.data_layers(self), found once
 
     def restore_window(self, losses, smoothed_loss, start_iter):
         """The smoothed-loss window of an interrupted run (the next step continues it)."""
@@ -69,8 +70,13 @@ class Loop:
         """Remember the state at the start of an iteration, before its test: a snapshot
         taken before the update (signal while testing, divergence, bad record) records it."""
         if self.exact:
-            self.mark = resume.capture(self)
+            self.mark = self.capture()
         self.mid_iteration = True
+
+    def capture(self):
+        if self.data_layers is None:
+            self.data_layers = resume.data_layers(self)
+        return resume.capture(self, self.data_layers)
 
     @contextmanager
     def stopping_on_bad_records(self):
@@ -238,7 +244,7 @@ class Loop:
         if self.world.is_root:
             sidecar = None
             if self.exact:
-                state = self.mark if self.mid_iteration else resume.capture(self)
+                state = self.mark if self.mid_iteration else self.capture()
                 sidecar = resume.to_document(state)
             self.last_snapshot = write_snapshot(self.solver, self.net, self.param.snapshot_prefix,
                                                 self.param.snapshot_diff, self.log, sidecar)

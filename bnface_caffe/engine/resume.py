@@ -1,10 +1,12 @@
 """Exact resume: the training state a `.solverstate` forgets, captured and put back.
 
 `capture(loop)` takes, cheaply, what decides the rest of a run beyond the weights and the
-solver's history: the random states (torch's CPU generator, CUDA's when used, numpy's global
-one, Python's `random`), every data layer's position (with its Transformer's own generator),
-the smoothed-loss window and the last display's iteration. The loop captures it at the start
-of every iteration, so a snapshot taken in the middle of one still describes its start.
+solver's history: torch's random state (CPU, and CUDA's when used: dropout), every data
+layer's position (with its Transformer's own generator: mirror, crop), the smoothed-loss
+window and the last display's iteration. The loop captures it at the start of every
+iteration, so a snapshot taken in the middle of one still describes its start. numpy's and
+Python's global generators, which nothing in a training iteration draws from, are read when
+the sidecar is written (reading numpy's costs ~0.1 ms, too much for every iteration).
 `to_document` turns it into the sidecar's JSON (formats/resume_state.py documents the
 format); `restore_beside` reads the sidecar next to a `.solverstate` and applies it, or says
 why the run resumes as Caffe does.
@@ -27,8 +29,6 @@ f32 = np.float32
 class Captured:
     torch_cpu: torch.Tensor
     torch_cuda: list
-    numpy_state: tuple
-    python_state: tuple
     data_layers: list          # [{"net", "layer", "type", "state"}]
     losses: list
     smoothed_loss: float
@@ -47,15 +47,15 @@ def data_layers(loop):
             if hasattr(node.layer, "resume_state")]
 
 
-def capture(loop):
+def capture(loop, layers=None):
+    """The state now; `layers`: data_layers(loop), when the caller keeps it."""
     on_cuda = loop.net.device.type == "cuda"
     return Captured(
         torch_cpu=torch.get_rng_state(),
         torch_cuda=torch.cuda.get_rng_state_all() if on_cuda else None,
-        numpy_state=np.random.get_state(),
-        python_state=random.getstate(),
         data_layers=[{"net": label, "layer": layer.name, "type": layer.type,
-                      "state": layer.resume_state()} for label, layer in data_layers(loop)],
+                      "state": layer.resume_state()}
+                     for label, layer in (data_layers(loop) if layers is None else layers)],
         losses=list(loop.losses), smoothed_loss=loop.smoothed_loss,
         window_start=loop.window_start, last_display_iter=loop.iterations_last)
 
@@ -70,8 +70,8 @@ def _tensor(text):
 
 def to_document(state):
     """The sidecar's JSON object, less what the snapshot writer adds (iter, file, hash)."""
-    name, key, pos, has_gauss, cached = state.numpy_state
-    version, internal, gauss_next = state.python_state
+    name, key, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
     return {
         "format": resume_state.FORMAT, "version": resume_state.VERSION,
         "world_size": 1,

@@ -7,6 +7,7 @@ Caffe files through these.
     datum        Datum records (LMDB values), incl. the raw batch fast path
     caffemodel   .caffemodel weights: the one way in, with every refusal
     solverstate  .solverstate snapshots
+    resume_state the resume sidecar beside a .solverstate (ours: what Caffe's state forgets)
     glog         glog's line format, written (Glog) and read (parse_prefix)
     solver_log   the solver's log lines, writers beside the patterns that read them
     net_log      the net set-up lines ("Top shape: ...")

@@ -37,7 +37,8 @@ higher version is refused.
 A data position is that of the next batch the net will take, not of the prefetch thread,
 which has read ahead. The states describe the start of iteration `iter` (before its test):
 a snapshot taken in the middle of an iteration (a signal during a test, a diverged loss, a
-bad record) records the state from that iteration's start.
+bad record) records the state from that iteration's start (numpy's and Python's generators,
+which no training iteration draws from, as they are when the file is written).
 """
 import hashlib
 import json
