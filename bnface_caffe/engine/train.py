@@ -154,18 +154,24 @@ def _train_locked(opts, world, observer, log):
     param, solver, net, test_nets = build(opts, world, log)
     actions = (SignalActions(opts.sigint_effect, opts.sighup_effect) if world.is_root
                else NoSignals())
-    with actions:
-        loop = Loop(solver, net, test_nets, actions, world, observer, log,
-                    keep_snapshots=opts.keep_snapshots)
-        if opts.snapshot:
+    try:
+        with actions:
+            loop = Loop(solver, net, test_nets, actions, world, observer, log,
+                        keep_snapshots=opts.keep_snapshots)
+            if opts.snapshot:
+                if world.is_root:
+                    tool_log.resuming_from(log, opts.snapshot)
+                snapshot.restore(solver, net, opts.snapshot, log)
+                resume.restore_beside(opts.snapshot, loop, log)
             if world.is_root:
-                tool_log.resuming_from(log, opts.snapshot)
-            snapshot.restore(solver, net, opts.snapshot, log)
-            resume.restore_beside(opts.snapshot, loop, log)
-        if world.is_root:
-            tool_log.starting_optimization(log)
-        world.broadcast_tensors(solver.datas + solver.history)
-        loop.solve()
+                tool_log.starting_optimization(log)
+            world.broadcast_tensors(solver.datas + solver.history)
+            loop.solve()
+    finally:
+        # The prefetch threads and their read-ahead batches go with the run (a process that
+        # trains several times, like `reproduce`, would otherwise keep every run's).
+        for n in [net] + test_nets:
+            n.close()
     if world.is_root:
         tool_log.optimization_done(log)
     return loop

@@ -149,6 +149,7 @@ class _Prefetcher:
         self.depth, self.log = depth, log
         self.transformer = None
         self.position = None
+        self.closed = False
         self._spawn()
 
     def _spawn(self):
@@ -199,6 +200,7 @@ class _Prefetcher:
     def close(self):
         """Stop the thread (it may be waiting to hand over a batch) and free the reader."""
         self._stop()
+        self.closed = True
 
     def _stop(self):
         self.stop.set()
@@ -211,6 +213,9 @@ class _Prefetcher:
                 pass
 
     def next(self):
+        if self.closed:
+            raise UserError(f"{self.args[0]}: the Data layer reading it was closed "
+                            "(Net.close()); build the net again to read more")
         if not self.started:
             self._go()
         kind, value, after, lines = self.queue.get()
