@@ -2,6 +2,7 @@
 of an epoch, with mirror, crop and dropout drawing random numbers, ends with the
 uninterrupted run's weights bit for bit and writes the same log lines; without its sidecar
 (or with one of another state) it resumes as Caffe does and says so."""
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from bnface_caffe.engine import train as train_module
 from bnface_caffe.engine.data_reader import BadRecord
 from bnface_caffe.engine.signals import NONE, SNAPSHOT
 from bnface_caffe.engine.train import TrainOptions, train
+from bnface_caffe.errors import UserError
 from bnface_caffe.formats import glog
 from bnface_caffe.formats.lmdb_io import LmdbWriter
 from solver_fixtures import make_lmdb, make_setup
@@ -128,6 +130,19 @@ def test_a_sidecar_of_another_state_is_ignored(runs):
     assert ("ignoring snap/toy_iter_6.resume.json: it was written for another "
             "toy_iter_3.solverstate (its SHA-256 differs)") in warned[0]
     assert not any(m.startswith("Exact resume") for m in warned)
+
+
+def test_a_malformed_sidecar_is_one_clear_error(runs):
+    folder, _, _ = runs[True]
+    fresh_snapshots(folder)
+    path = folder / "snap/toy_iter_6.resume.json"
+    document = json.loads(path.read_text())
+    del document["rng"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(UserError) as err:
+        run(folder, "malformed.log", snapshot="snap/toy_iter_6.solverstate")
+    assert str(err.value) == ("snap/toy_iter_6.resume.json: a malformed resume sidecar "
+                              "(KeyError: 'rng'); delete it to resume as Caffe does")
 
 
 class HangUpDuringTest:

@@ -105,18 +105,19 @@ def restore_beside(state_path, loop, log):
     document = resume_state.read(path)
     with open(state_path, "rb") as f:
         reason = resume_state.mismatch(document, f.read())
-    if reason is None:
-        reason = _misfit(document, loop)
-    if reason is not None:
-        solver_log.resume_as_caffe_warning(log, f"ignoring {path}: {reason}")
-        return False
     try:
+        if reason is None:
+            reason = _misfit(document, loop)
+        if reason is not None:
+            solver_log.resume_as_caffe_warning(log, f"ignoring {path}: {reason}")
+            return False
         _apply(document, loop)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        cpu_only = document["rng"].get("torch_cuda") is None
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         raise UserError(f"{path}: a malformed resume sidecar ({type(err).__name__}: {err}); "
                         "delete it to resume as Caffe does") from None
     solver_log.resume_exact(log, path)
-    if document["rng"].get("torch_cuda") is None and loop.net.device.type == "cuda":
+    if cpu_only and loop.net.device.type == "cuda":
         solver_log.resume_partial(log, f"{path} was written by a CPU run: CUDA's random state "
                                        "(dropout on the GPU) starts afresh")
     return True
