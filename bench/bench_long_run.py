@@ -105,18 +105,20 @@ def run(iters, bn, every, threads):
 
 
 def summary(samples, iters, net, log_mib, threads):
+    """Figures from the samples: the last one is taken after train() returned (its nets
+    closed), the one before it at the last iteration."""
     first = next(s for s in samples if s["iter"] >= min(1000, iters))
     half = min(samples, key=lambda s: abs(s["iter"] - iters // 2))
-    end = samples[-1]
+    end, after = samples[-2], samples[-1]
     return {"net": net, "iterations": iters, "batch": BATCH, "threads": threads,
             "seconds": end["seconds"], "log_mib": round(log_mib, 1),
             "rss_start_mib": first["rss_mib"], "rss_half_mib": half["rss_mib"],
-            "rss_end_mib": end["rss_mib"], "peak_start_mib": first["peak_rss_mib"],
-            "peak_end_mib": end["peak_rss_mib"],
+            "rss_end_mib": end["rss_mib"], "rss_after_mib": after["rss_mib"],
+            "peak_start_mib": first["peak_rss_mib"], "peak_end_mib": end["peak_rss_mib"],
             "rss_growth_second_half_mib": round(end["rss_mib"] - half["rss_mib"], 1),
             "objects_start": first["python_objects"], "objects_end": end["python_objects"],
             "threads_start": first["threads"], "threads_end": end["threads"],
-            "start_iter": first["iter"], "samples": samples}
+            "threads_after": after["threads"], "start_iter": first["iter"], "samples": samples}
 
 
 def main(argv=None):
@@ -139,9 +141,10 @@ def main(argv=None):
         print(f"{s['iter']:>7} {s['rss_mib']:>8.1f} {s['peak_rss_mib']:>9.1f} "
               f"{s['python_objects']:>9} {s['threads']:>7}")
     print(f"RSS {result['rss_start_mib']:.1f} MiB at iteration {result['start_iter']} → "
-          f"{result['rss_end_mib']:.1f} MiB at the end (second half: "
+          f"{result['rss_end_mib']:.1f} MiB at the last (second half: "
           f"{result['rss_growth_second_half_mib']:+.1f} MiB); peak {result['peak_start_mib']:.1f} → "
-          f"{result['peak_end_mib']:.1f} MiB")
+          f"{result['peak_end_mib']:.1f} MiB; after train() returned: "
+          f"{result['rss_after_mib']:.1f} MiB, {result['threads_after']} thread(s)")
 
 
 if __name__ == "__main__":

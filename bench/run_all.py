@@ -84,17 +84,17 @@ def long_run_lines(r):
         f"({r['seconds']:.0f} s, {r['threads']} torch thread(s), log {r['log_mib']} MiB).",
         "",
         "| | at iteration " + f"{r['start_iter']:,} | at iteration {r['iterations'] // 2:,} "
-        f"| at the end ({r['iterations']:,}) |",
-        "|---|---:|---:|---:|",
+        f"| at iteration {r['iterations']:,} | after train() returned |",
+        "|---|---:|---:|---:|---:|",
         f"| RSS | {r['rss_start_mib']:.1f} MiB | {r['rss_half_mib']:.1f} MiB "
-        f"| {r['rss_end_mib']:.1f} MiB |",
-        f"| peak RSS | {r['peak_start_mib']:.1f} MiB | | {r['peak_end_mib']:.1f} MiB |",
-        f"| Python objects | {r['objects_start']:,} | | {r['objects_end']:,} |",
-        f"| threads | {r['threads_start']} | | {r['threads_end']} |",
+        f"| {r['rss_end_mib']:.1f} MiB | {r['rss_after_mib']:.1f} MiB |",
+        f"| peak RSS | {r['peak_start_mib']:.1f} MiB | | {r['peak_end_mib']:.1f} MiB | |",
+        f"| Python objects | {r['objects_start']:,} | | {r['objects_end']:,} | |",
+        f"| threads | {r['threads_start']} | | {r['threads_end']} | {r['threads_after']} |",
         "",
         f"Growth over the second half: {r['rss_growth_second_half_mib']:+.1f} MiB of RSS. "
-        "Every sample: " + ", ".join(f"{s['iter']:,}: {s['rss_mib']:.1f}" for s in r["samples"])
-        + " MiB.",
+        "Every sample (iteration: MiB): " + ", ".join(f"{s['iter']:,}: {s['rss_mib']:.1f}"
+                                                     for s in r["samples"][:-1]) + ".",
     ]
 
 
