@@ -199,6 +199,8 @@ class Net:
                     need or node.layer.allow_force_backward(j)
                     for j, need in enumerate(node.bottom_need_backward)]
                 node.layer.param_grad = [True] * len(node.layer.blobs)
+        if self.builds_graph:
+            self._check_refused_backward()
         self.output_names = sorted(available)
         for name in self.output_names:
             L.info("net.cpp:244", f"This network produces output {name}")
@@ -208,6 +210,17 @@ class Net:
                 self.loss_weights[blob] = weight
         self.loss_weights = {name: self.loss_weights.get(name, 0.0) for name in self.output_names}
         L.info("net.cpp:257", "Network initialization done.")
+
+    def _check_refused_backward(self):
+        """Where Caffe's Backward would stop with LOG(FATAL) (a label input that needs a
+        gradient, through propagate_down or force_backward), fail now with the reason."""
+        for node in self.nodes:
+            for j, need in enumerate(node.bottom_need_backward):
+                why = node.need_backward and need and node.layer.backward_refused(j)
+                if why:
+                    raise self._error(node.layer.param, f"bottom {j} ('{node.bottoms[j]}') "
+                                      f"needs a gradient, but {why}; it must not need one "
+                                      "(propagate_down: false for it, and no force_backward)")
 
     def _check_counts(self, lp, layer, num_tops):
         for what, n, (lo, hi) in (("bottom", len(lp.bottom), layer.bottoms),

@@ -61,6 +61,14 @@ class Layer:
                              f"{shape_string(shape)}")
         return a
 
+    def legacy_dim(self, shape, index):
+        """Blob::LegacyShape (num/channels/height/width): axes past the end count as 1;
+        Caffe refuses these accessors on blobs of more than 4 axes."""
+        if len(shape) > 4:
+            raise self.error(f"input {shape_string(shape)} has more than 4 axes; this layer "
+                             "reads it as num x channels x height x width")
+        return int(shape[index]) if index < len(shape) else 1
+
     def make_blobs(self, specs):
         """Create the parameter blobs from [(shape, FillerParameter)], or take the
         ones the LayerParameter already carries (Caffe: 'Skipping parameter
@@ -113,6 +121,11 @@ class Layer:
 
     def allow_force_backward(self, bottom_index):
         return True
+
+    def backward_refused(self, bottom_index):
+        """Why Caffe's Backward stops with LOG(FATAL) when this bottom needs a gradient
+        (e.g. a loss's label input), or None. Net turns it into a UserError at set-up."""
+        return None
 
     def close(self):
         """Release what the layer holds open (the Data layer's reader thread)."""
