@@ -81,7 +81,8 @@ class Net:
             state.phase = phase
         if level is not None:
             state.level = level
-        state.stage.extend(stages)
+        if stages:   # an unrolled recurrent net has no state at all, as in Caffe
+            state.stage.extend(stages)
         self.phase = state.phase
         filtered = filter_net(param, state, self.source, self.log)
         text = text_format.MessageToString(filtered).rstrip("\n")
