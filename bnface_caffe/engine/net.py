@@ -517,9 +517,10 @@ class Net:
     def copy_trained_layers_from_file(self, path):
         """--weights semantics for one .caffemodel file."""
         from .. import prototxt
-        if str(path).endswith(".h5"):
-            raise UserError(f"{path}: HDF5 caffemodels are not supported; convert it to a binary "
-                            ".caffemodel")
+        from . import hdf5_snapshot
+        if hdf5_snapshot.is_hdf5(path):     # Caffe tells the formats apart by content
+            hdf5_snapshot.copy_trained_layers(self, path, self.log)
+            return
         self.copy_trained_layers_from(prototxt.read_binary(path, caffe_pb2.NetParameter), path)
 
     def share_trained_layers_with(self, other):

@@ -1,4 +1,5 @@
-"""Snapshots and restore: `<prefix>_iter_N.caffemodel` + `<prefix>_iter_N.solverstate`.
+"""Snapshots and restore: `<prefix>_iter_N.caffemodel` + `<prefix>_iter_N.solverstate`
+(with snapshot_format: HDF5, `.caffemodel.h5` + `.solverstate.h5`: hdf5_snapshot.py).
 
 The caffemodel is Net::ToProto (a NetParameter with every layer's blobs); the solverstate is
 a SolverState: iter, learned_net (the caffemodel's path as written), current_step, and the
@@ -12,18 +13,29 @@ import torch
 
 from .. import prototxt
 from ..errors import UserError
+from ..glog import log
 from ..proto import caffe_pb2
-from . import trainlog
+from . import hdf5_snapshot, trainlog
 from .blobs import array_to_proto, proto_to_array
 
 
-def snapshot_paths(prefix, iteration):
+def snapshot_paths(prefix, iteration, hdf5=False):
     base = f"{prefix}_iter_{iteration}"
+    if hdf5:
+        return base + ".caffemodel.h5", base + ".solverstate.h5"
     return base + ".caffemodel", base + ".solverstate"
 
 
 def write_snapshot(solver, net, prefix, snapshot_diff=False):
     """Write the pair for the solver's current iter; returns (model path, state path)."""
+    param = getattr(solver, "param", None)
+    if param is not None and param.snapshot_format == caffe_pb2.SolverParameter.HDF5:
+        model_path, state_path = snapshot_paths(prefix, solver.iter, hdf5=True)
+        log.info("solver.cpp:474", f"Snapshotting to HDF5 file {model_path}")
+        hdf5_snapshot.write_caffemodel(net, model_path, snapshot_diff)
+        log.info("sgd_solver.cpp:296", f"Snapshotting solver state to HDF5 file {state_path}")
+        hdf5_snapshot.write_state(solver, state_path, model_path)
+        return model_path, state_path
     model_path, state_path = snapshot_paths(prefix, solver.iter)
     trainlog.snapshotting_model(model_path)
     prototxt.write_binary(net.to_proto(write_diff=snapshot_diff), model_path)
@@ -39,9 +51,6 @@ def read_state(path):
     if not os.path.exists(path):
         raise UserError(f"{path}: no such solver state file (give the .solverstate written "
                         "by a snapshot)")
-    if path.endswith(".h5"):
-        raise UserError(f"{path}: HDF5 solver states are not supported; resume from a "
-                        ".solverstate (snapshot_format: BINARYPROTO)")
     return prototxt.read_binary(path, caffe_pb2.SolverState)
 
 
@@ -60,7 +69,15 @@ def learned_net_path(state, state_path):
 
 def restore(solver, net, path):
     """SGDSolver::RestoreSolverStateFromBinaryProto: iter, weights, current_step, history.
-    (As in Caffe, the data cursor, the RNG and the smoothed-loss buffer are not restored.)"""
+    (As in Caffe, the data cursor, the RNG and the smoothed-loss buffer are not restored.)
+    A name ending in .h5 is an HDF5 state (RestoreSolverStateFromHDF5)."""
+    if path.endswith(".h5"):
+        if not os.path.exists(path):
+            raise UserError(f"{path}: no such solver state file (give the .solverstate.h5 "
+                            "written by a snapshot)")
+        hdf5_snapshot.restore(solver, net, path, lambda learned: learned_net_path(
+            caffe_pb2.SolverState(learned_net=learned), path))
+        return
     state = read_state(path)
     solver.iter = state.iter
     if state.HasField("learned_net"):
@@ -92,4 +109,7 @@ def load_weights(nets, weights):
             if not os.path.exists(path):
                 raise UserError(f"{path}: no such weights file (--weights takes .caffemodel files, "
                                 "comma-separated)")
-            net.copy_trained_layers_from(prototxt.read_binary(path, caffe_pb2.NetParameter))
+            if hdf5_snapshot.is_hdf5(path):     # Caffe tells the formats apart by content
+                hdf5_snapshot.copy_trained_layers(net, path)
+            else:
+                net.copy_trained_layers_from(prototxt.read_binary(path, caffe_pb2.NetParameter))
