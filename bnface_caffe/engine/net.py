@@ -125,7 +125,7 @@ class Net:
                                   f"(once per bottom), got {len(lp.propagate_down)}")
             layer = create_layer(lp, lp.phase, f"{self.source}: ", self.log)
             layer.fast, layer.device, layer.log = self.fast, self.device, self.log
-            if lp.type == "Data":
+            if lp.type in ("Data", "HDF5Data", "ImageData"):
                 layer.rank, layer.world_size = self._rank, self._world_size
             layer.open()
             index = len(self.nodes)
@@ -468,6 +468,15 @@ class Net:
             raise UserError(f"{self.source}: input '{name}' must have shape {shape_string(want)}, "
                             f"got {shape_string(tuple(value.shape))}")
         layer.values[i] = value
+
+    def set_input_arrays(self, data, labels):
+        """pycaffe's Net.set_input_arrays: arrays for the MemoryData layer that must be
+        the net's first layer (float32, C-contiguous, N a multiple of its batch_size)."""
+        layer = self.nodes[0].layer if self.nodes else None
+        if layer is None or layer.type != "MemoryData":
+            raise UserError(f"{self.source}: set_input_arrays may only be called if the first "
+                            "layer is a MemoryData layer")
+        layer.set_input_arrays(data, labels)
 
     def reshape(self, input_shapes):
         """Give Input blobs new shapes and re-infer every top shape (Net::Reshape)."""
