@@ -190,7 +190,7 @@ class _Recurrent(Layer):
             _layer(net, "Reduction", name, [self.output], [name]).loss_weight.append(1)
         self.unrolled = Net(net, phase=None, level=None, device=self.device, fast=self.fast,
                             source=f"layer '{self.name}' ({self.type}), its unrolled net",
-                            logger=self.log)
+                            logger=_CaffeLinesOnly(self.log))
         self._collect_params()
         self.steps = [n for n in self.unrolled.nodes
                       if n.layer.type != "Input" and n.layer.name not in self.pseudo_losses]
@@ -372,6 +372,24 @@ def _scale_by_cont(net, h, cont):
 def _sum(net, name, bottoms, top):
     lp = _layer(net, "Eltwise", name, bottoms, [top])
     lp.eltwise_param.operation = caffe_pb2.EltwiseParameter.SUM
+
+
+class _CaffeLinesOnly:
+    """The unrolled net's logger: Caffe's lines, without the engine's own numerics line
+    (which the outer net has already logged), so the set-up log is Caffe's line for line."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def info(self, where, message):
+        if where != "net.cpp:0":
+            self.log.info(where, message)
+
+    def warning(self, where, message):
+        self.log.warning(where, message)
+
+    def error(self, where, message):
+        self.log.error(where, message)
 
 
 # ---------------------------------------------------------------- the pseudo-loss
