@@ -317,6 +317,8 @@ def test_setup_logs_caffes_lines_and_the_unrolled_nets_top_shapes():
         "2 1 2 (4)",                               # the LSTM layer's own top
         "2 1 2 (4)", "2 1 2 (4)"]                  # the split of h (RNN and loss read it)
     assert "Sharing parameters 'W_hc' owned by layer 'lstm_transform_1', param index 0" in lines
+    # the unrolled net logs what Caffe's does: no second "Numerics" line of the engine's own
+    assert not any(m.startswith("Numerics:") for m in lines[start:end])
 
 
 def test_time_net_on_recurrent_layers(tmp_path, capsys):
