@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from bnface_caffe import glog
 from bnface_caffe.cli import time_net
 from bnface_caffe.engine import Net
 from bnface_caffe.errors import UserError
@@ -352,7 +353,8 @@ def test_losses_in_a_net_and_label_gradients_refused_at_setup():
         Net(net_param(explicit))
 
 
-def test_time_net_prints_caffes_top_shapes_for_the_losses(tmp_path, capsys):
+def test_time_net_prints_caffes_top_shapes_for_the_losses(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(glog.log, "stderr", True)   # the process log writes to stderr
     write_blobproto(tmp_path / "H.binaryproto", np.eye(3))
     text = NET + f"""
 layer {{ name: "hinge" type: "HingeLoss" bottom: "fc" bottom: "label" top: "hinge" }}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnface_caffe import prototxt
+from bnface_caffe import glog, prototxt
 from bnface_caffe.cli import time_net
 from bnface_caffe.engine import Net, read_caffemodel, write_caffemodel
 from bnface_caffe.engine.blobs import array_to_proto
@@ -321,7 +321,8 @@ def test_setup_logs_caffes_lines_and_the_unrolled_nets_top_shapes():
     assert not any(m.startswith("Numerics:") for m in lines[start:end])
 
 
-def test_time_net_on_recurrent_layers(tmp_path, capsys):
+def test_time_net_on_recurrent_layers(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(glog.log, "stderr", True)   # the process log writes to stderr
     path = tmp_path / "seq.prototxt"
     path.write_text(NET)
     assert time_net.main([str(path), "--iterations", "1"]) == 0
