@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from bnface_caffe import glog
 from bnface_caffe.cli import time_net
 from bnface_caffe.engine import Net, crand
 from bnface_caffe.engine.crand import CRand
@@ -378,8 +377,7 @@ def test_dummy_data_errors(param, message):
 
 # ---------------------------------------------------------------- tools and the rand stream
 
-def test_time_net_prints_top_shapes_for_the_data_layers(images, h5files, capsys, monkeypatch):
-    monkeypatch.setattr(glog.log, "stderr", True)   # the process log writes to stderr
+def test_time_net_prints_top_shapes_for_the_data_layers(images, h5files, capsys):
     tmp_path, _ = images
     text = image_net(tmp_path, batch=2).replace(
         'top: "data" top: "label"', 'top: "data2" top: "label2"') + h5_net(tmp_path, batch=2) + """

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from bnface_caffe import glog
 from bnface_caffe.cli import time_net
 from bnface_caffe.engine import Net
 from bnface_caffe.errors import UserError
@@ -195,8 +194,8 @@ def infogain_expected(x, labels, H, ignore=None, norm=NORM.VALID):
 
 
 def write_blobproto(path, array):
-    from bnface_caffe import prototxt
-    from bnface_caffe.engine.blobs import array_to_proto
+    from bnface_caffe.formats import prototxt
+    from bnface_caffe.formats.blobproto import array_to_proto
     prototxt.write_binary(array_to_proto(array.astype(np.float32)), str(path))
 
 
@@ -353,8 +352,7 @@ def test_losses_in_a_net_and_label_gradients_refused_at_setup():
         Net(net_param(explicit))
 
 
-def test_time_net_prints_caffes_top_shapes_for_the_losses(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(glog.log, "stderr", True)   # the process log writes to stderr
+def test_time_net_prints_caffes_top_shapes_for_the_losses(tmp_path, capsys):
     write_blobproto(tmp_path / "H.binaryproto", np.eye(3))
     text = NET + f"""
 layer {{ name: "hinge" type: "HingeLoss" bottom: "fc" bottom: "label" top: "hinge" }}

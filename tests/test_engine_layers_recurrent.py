@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from bnface_caffe import glog, prototxt
+from bnface_caffe.formats import caffemodel, prototxt
 from bnface_caffe.cli import time_net
-from bnface_caffe.engine import Net, read_caffemodel, write_caffemodel
-from bnface_caffe.engine.blobs import array_to_proto
+from bnface_caffe.engine import Net
 from bnface_caffe.engine.layers import LAYERS
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
@@ -259,8 +258,8 @@ def test_caffe_layout_lstm_and_rnn_caffemodel_loads_and_round_trips(tmp_path):
     np.testing.assert_allclose(net.blob("h"), h, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(net.blob("o"), o, rtol=1e-5, atol=1e-6)
     ours = tmp_path / "ours.caffemodel"
-    write_caffemodel(net, str(ours))
-    saved = {lp.name: lp for lp in read_caffemodel(str(ours)).layer}
+    caffemodel.write(net.to_proto(), str(ours))
+    saved = {lp.name: lp for lp in caffemodel.read(str(ours)).layer}
     for name, arrays in values.items():
         blobs = saved[name].blobs
         assert [tuple(b.shape.dim) for b in blobs] == [a.shape for a in arrays]
@@ -321,8 +320,7 @@ def test_setup_logs_caffes_lines_and_the_unrolled_nets_top_shapes():
     assert not any(m.startswith("Numerics:") for m in lines[start:end])
 
 
-def test_time_net_on_recurrent_layers(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(glog.log, "stderr", True)   # the process log writes to stderr
+def test_time_net_on_recurrent_layers(tmp_path, capsys):
     path = tmp_path / "seq.prototxt"
     path.write_text(NET)
     assert time_net.main([str(path), "--iterations", "1"]) == 0

@@ -3,8 +3,8 @@ list), value a serialized Datum, committed every 1000 records."""
 import numpy as np
 from tqdm import tqdm
 
-from .datum import encode_compressed, encode_raw
-from .lmdb_io import LmdbWriter
+from ..formats.datum import encode_compressed, encode_raw
+from ..formats.lmdb_io import LmdbWriter
 
 
 def record_key(index, path):

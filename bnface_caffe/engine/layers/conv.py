@@ -8,19 +8,11 @@ bottom i gives top i with the same weights, as in Caffe.
 import torch
 import torch.nn.functional as F
 
-from ..blobs import shape_string
+from ...shapes import conv_output_size, deconv_output_size, shape_string
 from .base import Layer, register
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-
-
-def conv_output_size(size, kernel, stride, pad, dilation):
-    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
-
-
-def deconv_output_size(size, kernel, stride, pad, dilation):
-    return stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
 
 
 def _per_axis(layer, name, values, n, default, h=None, w=None):

@@ -20,9 +20,9 @@ import os
 import numpy as np
 import torch
 
+from ...formats import hdf5
 from ...proto import caffe_pb2
-from .. import hdf5_snapshot
-from ..blobs import shape_string
+from ...shapes import shape_string
 from ..crand import C_RAND
 from .base import Layer, register
 
@@ -69,9 +69,9 @@ class HDF5Data(Layer):
         if not os.path.isfile(filename):
             raise self.error(f"failed opening HDF5 file {filename} (listed in "
                              f"{self.param.hdf5_data_param.source})")
-        with hdf5_snapshot.open_file(filename, "r", f"listed by {where}") as f:
-            blobs = [hdf5_snapshot.load_dataset(f, name, f"{where}, file {filename}", 1,
-                                                2**31 - 1, self.log)
+        with hdf5.open_file(filename, "r", f"listed by {where}") as f:
+            blobs = [hdf5.load_dataset(f, name, f"{where}, file {filename}", self.log, 1,
+                                       2**31 - 1)
                      for name in self.param.top]
         rows = blobs[0].shape[0]
         for name, b in zip(self.param.top, blobs):
@@ -133,7 +133,7 @@ class HDF5Output(Layer):
 
     def setup(self, bottom_shapes):
         self.file_name = self.param.hdf5_output_param.file_name
-        with hdf5_snapshot.open_file(self.file_name, "w", f"HDF5Output layer '{self.name}'"):
+        with hdf5.open_file(self.file_name, "w", f"HDF5Output layer '{self.name}'"):
             pass                         # H5Fcreate(H5F_ACC_TRUNC) at set-up
         self.written = False
 
@@ -150,7 +150,7 @@ class HDF5Output(Layer):
             raise self.error(f"{self.file_name} already holds this layer's batch; Caffe's "
                              "HDF5Output writes one batch per file (a second forward fails)")
         self.log.info("hdf5_output_layer.cpp:33", f"Saving HDF5 file {self.file_name}")
-        with hdf5_snapshot.open_file(self.file_name, "r+", f"HDF5Output layer '{self.name}'") as f:
+        with hdf5.open_file(self.file_name, "r+", f"HDF5Output layer '{self.name}'") as f:
             for name, x, shape in zip(("data", "label"), bottoms, self.shapes):
                 f.create_dataset(name, data=x.detach().float().cpu().numpy().reshape(shape))
         self.written = True

@@ -19,7 +19,7 @@ import torch
 
 from ...errors import UserError
 from ...proto import caffe_pb2
-from ..blobs import shape_string
+from ...shapes import shape_string
 from ..transform import Transformer
 from .base import Layer, register
 

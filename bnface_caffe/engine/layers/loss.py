@@ -18,10 +18,11 @@ Caffe stops with LOG(FATAL) when a label (or Infogain's H) must be differentiate
 import numpy as np
 import torch
 
-from ... import prototxt
 from ...errors import UserError
+from ...formats import prototxt
+from ...formats.blobproto import proto_to_array
 from ...proto import caffe_pb2
-from ..blobs import count, proto_to_array, shape_string
+from ...shapes import count, shape_string
 from .base import register
 from .softmax import LossLayer
 

@@ -21,7 +21,7 @@ LOG(FATAL)s), not across forwards, and not through exposed hidden bottoms/tops
 import torch
 
 from ...proto import caffe_pb2
-from ..blobs import shape_string
+from ...shapes import shape_string
 from .base import LAYERS, Layer, register
 
 FillerParameter = caffe_pb2.FillerParameter
@@ -381,15 +381,18 @@ class _CaffeLinesOnly:
     def __init__(self, log):
         self.log = log
 
-    def info(self, where, message):
+    def write(self, severity, where, message):
         if where != "net.cpp:0":
-            self.log.info(where, message)
+            self.log.write(severity, where, message)
+
+    def info(self, where, message):
+        self.write("I", where, message)
 
     def warning(self, where, message):
-        self.log.warning(where, message)
+        self.write("W", where, message)
 
     def error(self, where, message):
-        self.log.error(where, message)
+        self.write("E", where, message)
 
 
 # ---------------------------------------------------------------- the pseudo-loss

@@ -9,7 +9,7 @@ bottoms 0 and 1, otherwise the earliest bottom holding the maximum (Caffe's loop
 import torch
 
 from ...proto import caffe_pb2
-from ..blobs import count, shape_string
+from ...shapes import count, shape_string
 from .base import Layer, register
 
 Op = caffe_pb2.EltwiseParameter
