@@ -176,7 +176,7 @@ def _train_engine(args, param, gpu_ids, bar, log):
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
                         sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
-                        level=args.level, stages=options.stages(args) or ("",), param=param)
+                        level=args.level, stages=options.stages(args), param=param)
     train(opts, observer=bar, log=log)
     return 0
 
