@@ -65,6 +65,7 @@ class Node:
         self.loss_weights = [0.0] * len(tops)
         self.bottom_need_backward = []
         self.need_backward = False
+        self.bottom_shapes = []             # the shapes the layer was last reshaped for
 
 
 class Net:
@@ -169,6 +170,7 @@ class Net:
             if layer.loss_layer and not len(layer.param.loss_weight):
                 layer.param.loss_weight.append(1.0)  # LossLayer: loss_weight 1 by default
             top_shapes = layer.reshape(bottom_shapes)
+            node.bottom_shapes = bottom_shapes
             if len(layer.param.loss_weight):
                 if len(layer.param.loss_weight) != len(node.tops):
                     raise self._error(lp, f"loss_weight must be unspecified or given once per top "
@@ -366,6 +368,10 @@ class Net:
                 if grad:
                     bottoms = [x if need else x.detach()
                                for x, need in zip(bottoms, node.bottom_need_backward)]
+                shapes = [tuple(x.shape) for x in bottoms]
+                if shapes != node.bottom_shapes:  # a data-dependent top (Filter) upstream:
+                    node.layer.reshape(shapes)    # Caffe reshapes each layer on every forward
+                    node.bottom_shapes = shapes
                 tops = node.layer.forward(bottoms)
                 for blob, top, weight in zip(node.tops, tops, node.loss_weights):
                     values[blob] = top
@@ -462,6 +468,7 @@ class Net:
             layer.set_shape(i, shape)
         for node in self.nodes:
             bottom_shapes = [self.shapes[b] for b in node.bottoms]
+            node.bottom_shapes = bottom_shapes
             for blob, shape in zip(node.tops, node.layer.reshape(bottom_shapes)):
                 self.shapes[blob] = tuple(shape)
 

@@ -21,13 +21,18 @@ def register(cls):
     return cls
 
 
+def layer_type_list():
+    """Every supported layer type, sorted (pycaffe's caffe.layer_type_list())."""
+    return sorted(LAYERS)
+
+
 def create_layer(param, phase, where="", logger=None):
     (logger or log).info("layer_factory.hpp:77", f"Creating layer {param.name}")
     cls = LAYERS.get(param.type)
     if cls is None:
         what = f"unknown layer type '{param.type}'" if param.type else "no layer type given"
         raise UserError(f"{where}layer '{param.name}': {what}; the engine supports "
-                        f"{', '.join(sorted(LAYERS))}")
+                        f"{', '.join(layer_type_list())}")
     return cls(param, phase)
 
 

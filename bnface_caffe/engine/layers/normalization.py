@@ -1,4 +1,4 @@
-"""BatchNorm (batch_norm_layer.cpp) and LRN (lrn_layer.cpp).
+"""BatchNorm (batch_norm_layer.cpp), LRN (lrn_layer.cpp) and MVN (mvn_layer.cpp).
 
 BatchNorm keeps Caffe's three blobs: [0] running sum of means, [1] running sum of
 (m/(m-1))-corrected variances, [2] the moving-average normaliser ("scale
@@ -7,6 +7,12 @@ batch statistics and updates blob2 = l*blob2 + 1, blob0 = l*blob0 + mean,
 blob1 = l*blob1 + m/(m-1)*var on every forward. Inference uses s = 1/blob2 (0 when
 blob2 is 0): (x - s*blob0) / sqrt(s*blob1 + eps). The blobs are statistics, never
 learned: their ParamSpecs get lr_mult 0, as Caffe master forces.
+
+MVN subtracts the mean of each item's channel (or of the whole item with
+across_channels) and, with normalize_variance, divides by sqrt(var) + eps (eps
+outside the root). Its backward is Caffe's: (dy - mean(dy) - y * mean(y * dy)) /
+(sqrt(var) + eps), which treats eps as part of the spread. The top is 4-D like
+Caffe's (num, channels, height, width), whatever the bottom's axis count up to 4.
 """
 import torch
 import torch.nn.functional as F
@@ -118,3 +124,46 @@ class LRN(Layer):
         pad = (self.size - 1) // 2
         mean_sq = F.avg_pool2d(x * x, self.size, 1, pad, count_include_pad=True)
         return [x * torch.pow(1 + self.alpha * mean_sq, -self.beta)]
+
+
+class _MVNScaled(torch.autograd.Function):
+    """(x - mean) / (sqrt(var) + eps) over each row, with Caffe's backward formula."""
+
+    @staticmethod
+    def forward(ctx, rows, eps):
+        centred = rows - rows.mean(1, keepdim=True)
+        spread = torch.sqrt((centred * centred).mean(1, keepdim=True)) + eps
+        top = centred / spread
+        ctx.save_for_backward(top, spread)
+        return top
+
+    @staticmethod
+    def backward(ctx, top_diff):
+        top, spread = ctx.saved_tensors
+        dim = top.shape[1]
+        both = top * (top * top_diff).sum(1, keepdim=True) + top_diff.sum(1, keepdim=True)
+        return (top_diff - both / dim) / spread, None
+
+
+@register
+class MVN(Layer):
+    type = "MVN"
+
+    def reshape(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) > 4:
+            raise self.error(f"input must have at most 4 axes (Caffe reads it as num, "
+                             f"channels, height, width), got {shape_string(shape)}")
+        self.top_shape = tuple(shape) + (1,) * (4 - len(shape))
+        return [self.top_shape]
+
+    def forward(self, bottoms):
+        p = self.param.mvn_param
+        x = bottoms[0]
+        n, c = self.top_shape[:2]
+        rows = x.reshape(n if p.across_channels else n * c, -1)
+        if p.normalize_variance:
+            top = _MVNScaled.apply(rows, float(p.eps))
+        else:
+            top = rows - rows.mean(1, keepdim=True)
+        return [top.reshape(self.top_shape)]
