@@ -277,11 +277,30 @@ def test_power_with_a_zero_power_or_scale_is_a_constant_without_gradient():
         assert (y == value).all() and not y.requires_grad   # Caffe's bottom diff: 0
 
 
-def test_power_in_place_backward_reads_the_top():
-    x = torch.tensor([1.0, 2.0, -0.5], dtype=torch.float64)
-    _, y, grad = power('bottom: "x" top: "x" power_param { power: 2 scale: 3 shift: 1 }', x)
-    # Caffe: 2 * scale * (scale * bottom + shift) with the bottom already overwritten by y
-    np.testing.assert_allclose(grad.numpy(), 6 * (3 * y.numpy() + 1))
+def test_power_in_place_backward_is_caffes_aliased_diff():
+    # In place, Caffe's Power backward reads the bottom data after the forward wrote
+    # the top there, and writes its factor into the shared diff before multiplying
+    # by "the top diff", which is by then that factor: the factor squared results.
+    layer, _ = make_layer('name: "p" type: "Power" bottom: "x" top: "x" power_param { power: 2 '
+                          'scale: 3 shift: 1 }', [(3,)])
+    x = torch.tensor([1.0, 2.0, -0.5], dtype=torch.float64, requires_grad=True)
+    y = layer.forward([x])[0]
+    (y * rand(3, seed=9)).sum().backward()
+    factor = 2 * 3 * (3 * y.detach().numpy() + 1)
+    np.testing.assert_allclose(x.grad.numpy(), factor ** 2)
+    layer, _ = make_layer('name: "p" type: "Power" bottom: "x" top: "x" power_param { power: 1 '
+                          'scale: 3 shift: 1 }', [(3,)])
+    x = rand(3).requires_grad_(True)
+    (layer.forward([x])[0] * rand(3, seed=9)).sum().backward()
+    assert x.grad.tolist() == [9.0, 9.0, 9.0]
+
+
+def test_eltwise_and_lrn_in_place_are_refused():
+    for text in ('type: "Eltwise" bottom: "a" bottom: "b" top: "a"',
+                 'type: "LRN" bottom: "a" top: "a"',
+                 'type: "LRN" bottom: "a" top: "a" lrn_param { norm_region: WITHIN_CHANNEL }'):
+        with pytest.raises(UserError, match=r"layer 'x' \((Eltwise|LRN)\): cannot run in place"):
+            make_layer(f'name: "x" {text}', [(1, 3, 4, 4)] * text.count("bottom"))
 
 
 # ---------------------------------------------------------------- Bias with a second bottom

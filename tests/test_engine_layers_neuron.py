@@ -121,15 +121,24 @@ def test_log_is_the_log_in_base_of_the_shifted_scaled_input(params, func):
     assert gradcheck(layer, [rand(3, 4).abs() + 0.2])
 
 
-def test_log_base_one_is_refused_and_in_place_backward_reads_the_top():
+def test_log_base_one_is_refused_and_in_place_backward_is_caffes_aliased_diff():
     with pytest.raises(UserError, match="base other than 1"):
         make_layer('name: "l" type: "Log" log_param { base: 1 }', [(2,)])
+    # In place Caffe computes scale/ln(base)/(scale*x + shift) from the overwritten
+    # bottom (the top) into the shared diff, then multiplies it by the diff, itself.
     x = np.abs(X) / 7 + 0.1
     grad, r = input_grad('name: "l" type: "Log" bottom: "x" top: "x" log_param { base: 2 '
                          'scale: 3 shift: 0.5 }', x)
     top = np.log2(0.5 + 3 * x)
     scale = np.float64(np.float32(3 / np.float32(math.log(2))))
-    np.testing.assert_allclose(grad, r * scale / (3 * top + 0.5), rtol=1e-6)
+    np.testing.assert_allclose(grad, (scale / (3 * top + 0.5)) ** 2, rtol=1e-6)
+
+
+def test_bnll_in_place_backward_reads_the_top():
+    grad, r = input_grad('name: "b" type: "BNLL" bottom: "x" top: "x"', X)
+    top = np.logaddexp(0, X)
+    e = np.exp(np.minimum(top, 50))
+    np.testing.assert_allclose(grad, r * e / (e + 1), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- Swish

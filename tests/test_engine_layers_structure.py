@@ -328,6 +328,24 @@ def test_mvn_backward_is_caffes_formula_with_eps_in_the_spread():
     np.testing.assert_allclose(x.grad.numpy().reshape(4, 3), want, rtol=1e-12)
 
 
+def test_mvn_in_place_backward_is_caffes_shared_buffer_result():
+    # Caffe's steps with one diff buffer: D = y * sum(y * dy); D += sum(D); then
+    # axpby(1, D, -1/dim, D), which OpenBLAS computes as -2/dim * D; / spread.
+    layer, _ = make_layer('name: "m" type: "MVN" bottom: "x" top: "x" mvn_param { eps: 0.5 }',
+                          [(2, 2, 3)])
+    x = (rand(2, 2, 3) * 2).requires_grad_(True)
+    r = rand(2, 2, 3, 1, seed=4)
+    (layer.forward([x])[0] * r).sum().backward()
+    rows, dy = x.detach().numpy().reshape(4, 3), r.numpy().reshape(4, 3)
+    centred = rows - rows.mean(1, keepdims=True)
+    spread = np.sqrt((centred ** 2).mean(1, keepdims=True)) + 0.5
+    y = centred / spread
+    buffer = y * (y * dy).sum(1, keepdims=True)
+    buffer = buffer + buffer.sum(1, keepdims=True)
+    np.testing.assert_allclose(x.grad.numpy().reshape(4, 3), buffer * (-2 / 3) / spread,
+                               rtol=1e-12)
+
+
 def test_mvn_top_is_four_axes_and_five_are_refused():
     layer, tops = make_layer('name: "m" type: "MVN" mvn_param { across_channels: true }',
                              [(3, 4)])

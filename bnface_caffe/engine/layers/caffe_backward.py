@@ -4,8 +4,11 @@ Two cases:
 - `elementwise(layer, x)`: a neuron layer whose Backward_cpu is a formula of the
   bottom data, the top data and the top diff (`layer.caffe_forward(x)` and
   `layer.caffe_backward(bottom, top, top_diff)` mirror Forward_cpu/Backward_cpu).
-  When the layer runs in place, Caffe's Backward reads the bottom blob after the
-  forward overwrote it, i.e. the top: the same happens here.
+  In place, bottom and top are one blob, data and diff: Caffe's Backward reads
+  the bottom data after the forward overwrote it with the top, so the same
+  happens here; and a layer whose Backward writes the bottom diff with vector
+  operations before it multiplies by the top diff (`overwrites_top_diff`: Log,
+  Power) multiplies its factor by itself instead, the top diff being gone.
 - `refuse_gradient(layer, top, inputs, why)`: Caffe stops (NOT_IMPLEMENTED, or a
   CHECK such as "Cannot backprop to index") when a gradient must reach `inputs`;
   here the backward raises a UserError naming the layer at the same moment.
@@ -24,14 +27,18 @@ class _Elementwise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, layer, in_place):
         y = layer.caffe_forward(x)
-        ctx.layer = layer
+        ctx.layer, ctx.in_place = layer, in_place
         ctx.save_for_backward(y if in_place else x, y)
         return y
 
     @staticmethod
     def backward(ctx, top_diff):
         bottom, top = ctx.saved_tensors
-        return ctx.layer.caffe_backward(bottom, top, top_diff), None, None
+        layer = ctx.layer
+        if ctx.in_place and getattr(layer, "overwrites_top_diff", False):
+            factor = layer.caffe_backward(top, top, torch.ones_like(top_diff))
+            return factor * factor, None, None
+        return layer.caffe_backward(bottom, top, top_diff), None, None
 
 
 def elementwise(layer, x):

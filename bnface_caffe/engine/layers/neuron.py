@@ -105,8 +105,11 @@ class Power(Neuron):
     """y = (shift + scale * x) ^ power, with Caffe's backward: a constant when
     power * scale == 0 (zero gradient); power 1: scale; power 2: 2 * scale *
     (shift + scale * x); else power * y / x (shift 0) or power * scale * y /
-    (shift + scale * x), which is NaN where the base is 0 (the exact gradient is not)."""
+    (shift + scale * x), which is NaN where the base is 0 (the exact gradient is not).
+    In place, Caffe's backward overwrites the shared diff before reading it: the
+    bottom diff is that factor squared, whatever the top diff."""
     type = "Power"
+    overwrites_top_diff = True
 
     def setup(self, bottom_shapes):
         p = self.param.power_param
@@ -118,14 +121,19 @@ class Power(Neuron):
         if self.diff_scale == 0:
             value = 1.0 if self.power == 0 else float(np.float32(self.shift ** self.power))
             return [torch.full_like(x, value)]
-        if self.power == 1:  # Caffe's backward is the constant diff_scale: exact here
-            return [x * float(self.scale) + float(self.shift)]
         return [elementwise(self, x)]
 
     def caffe_forward(self, x):
-        return torch.pow(x * float(self.scale) + float(self.shift), float(self.power))
+        base = x
+        if self.scale != 1:
+            base = base * float(self.scale)
+        if self.shift != 0:
+            base = base + float(self.shift)
+        return base if self.power == 1 else torch.pow(base, float(self.power))
 
     def caffe_backward(self, bottom, top, top_diff):
+        if self.power == 1:
+            return top_diff * float(self.diff_scale)
         if self.power == 2:  # 2 * scale * (scale * x + shift), from the bottom alone
             grad = bottom * float(np.float32(self.diff_scale * self.scale))
             if self.shift != 0:
@@ -224,8 +232,10 @@ class Exp(Neuron):
 @register
 class Log(Neuron):
     """y = log_base(shift + scale * x); Caffe's gradient scale / ln(base) /
-    (shift + scale * x) reads the bottom (the top when in place)."""
+    (shift + scale * x) reads the bottom (the top when in place, and then squared:
+    see caffe_backward.elementwise)."""
     type = "Log"
+    overwrites_top_diff = True
 
     def setup(self, bottom_shapes):
         p = self.param.log_param

@@ -11,8 +11,12 @@ learned: their ParamSpecs get lr_mult 0, as Caffe master forces.
 MVN subtracts the mean of each item's channel (or of the whole item with
 across_channels) and, with normalize_variance, divides by sqrt(var) + eps (eps
 outside the root). Its backward is Caffe's: (dy - mean(dy) - y * mean(y * dy)) /
-(sqrt(var) + eps), which treats eps as part of the spread. The top is 4-D like
-Caffe's (num, channels, height, width), whatever the bottom's axis count up to 4.
+(sqrt(var) + eps), which treats eps as part of the spread; in place, Caffe's
+steps share one diff buffer and give something else, reproduced too (as Caffe
+built with OpenBLAS computes it). The top is 4-D like Caffe's (num, channels,
+height, width), whatever the bottom's axis count up to 4.
+
+LRN in place is refused: Caffe's reads its overwritten input there.
 """
 import torch
 import torch.nn.functional as F
@@ -21,6 +25,7 @@ from ...proto import caffe_pb2
 from .. import fillers
 from ..blobs import shape_string
 from .base import Layer, register
+from .caffe_backward import runs_in_place
 
 
 @register
@@ -106,6 +111,10 @@ class LRN(Layer):
         if self.size % 2 == 0:
             raise self.error(f"local_size must be odd, got {self.size}")
         self.within = p.norm_region == caffe_pb2.LRNParameter.WITHIN_CHANNEL
+        if runs_in_place(self):
+            raise self.error("cannot run in place: Caffe's LRN reads its input after "
+                             "overwriting it (ACROSS_CHANNELS gives scale^(-2 beta), "
+                             "WITHIN_CHANNEL a different gradient); give the top its own name")
 
     def reshape(self, bottom_shapes):
         shape = bottom_shapes[0]
@@ -130,19 +139,29 @@ class _MVNScaled(torch.autograd.Function):
     """(x - mean) / (sqrt(var) + eps) over each row, with Caffe's backward formula."""
 
     @staticmethod
-    def forward(ctx, rows, eps):
+    def forward(ctx, rows, eps, in_place):
         centred = rows - rows.mean(1, keepdim=True)
         spread = torch.sqrt((centred * centred).mean(1, keepdim=True)) + eps
         top = centred / spread
         ctx.save_for_backward(top, spread)
+        ctx.in_place = in_place
         return top
 
     @staticmethod
     def backward(ctx, top_diff):
         top, spread = ctx.saved_tensors
         dim = top.shape[1]
+        if ctx.in_place:
+            # Caffe's steps with the top diff and the bottom diff in one buffer: the
+            # first product overwrites the top diff, and the last step, axpby(1, diff,
+            # -1/dim, diff), gives -2/dim times the buffer with OpenBLAS (it scales y
+            # before adding x, and x is y): measured on the reference build.
+            ydy = (top * top_diff).sum(1, keepdim=True)
+            buffer = top * ydy
+            buffer = buffer + buffer.sum(1, keepdim=True)
+            return buffer * (-2 / dim) / spread, None, None
         both = top * (top * top_diff).sum(1, keepdim=True) + top_diff.sum(1, keepdim=True)
-        return (top_diff - both / dim) / spread, None
+        return (top_diff - both / dim) / spread, None, None
 
 
 @register
@@ -163,7 +182,7 @@ class MVN(Layer):
         n, c = self.top_shape[:2]
         rows = x.reshape(n if p.across_channels else n * c, -1)
         if p.normalize_variance:
-            top = _MVNScaled.apply(rows, float(p.eps))
+            top = _MVNScaled.apply(rows, float(p.eps), runs_in_place(self))
         else:
             top = rows - rows.mean(1, keepdim=True)
         return [top.reshape(self.top_shape)]

@@ -6,13 +6,15 @@ bottom itself, so autograd adds their gradients as Caffe's Split backward does.
 Eltwise MAX sends the gradient to the bottom that won: bottom 1 on a tie between
 bottoms 0 and 1, otherwise the earliest bottom holding the maximum (Caffe's loop).
 Eltwise PROD with stable_prod_grad: false uses Caffe's top / bottom_i gradient
-(NaN where bottom_i is 0) instead of the product of the other bottoms.
+(NaN where bottom_i is 0) instead of the product of the other bottoms. Eltwise
+in place is refused: Caffe's computes a wrong result there.
 """
 import torch
 
 from ...proto import caffe_pb2
 from ..blobs import count, shape_string
 from .base import Layer, register
+from .caffe_backward import runs_in_place
 
 Op = caffe_pb2.EltwiseParameter
 
@@ -42,6 +44,10 @@ class Eltwise(Layer):
 
     def setup(self, bottom_shapes):
         p = self.param.eltwise_param
+        if runs_in_place(self):
+            raise self.error("cannot run in place: Caffe's Eltwise overwrites bottom 0 before "
+                             "reading it (SUM and MAX clear the top first); give the top its "
+                             "own name")
         self.op = p.operation
         self.coeff = list(p.coeff)
         if self.coeff and len(self.coeff) != len(bottom_shapes):
