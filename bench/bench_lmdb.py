@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from bnface_caffe.data import build, synthetic  # noqa: E402
 from bnface_caffe.data.reader import DatumReader  # noqa: E402
-from bnface_caffe.glog import log  # noqa: E402
+from bnface_caffe.formats.glog import log  # noqa: E402
 
 
 def make_jpegs(root, images, people=100, side=250):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from bnface_caffe.architectures import DEFAULT_WIDTHS, NetOptions, build_net  # noqa: E402
 from bnface_caffe.engine import Net  # noqa: E402
-from bnface_caffe.glog import log  # noqa: E402
+from bnface_caffe.formats.glog import log  # noqa: E402
 from bnface_caffe.proto import caffe_pb2  # noqa: E402
 
 CLASSES = 14700

@@ -37,7 +37,7 @@ def make_data(folder):
 
 
 def write_run(folder, data, bn, iters, device_mode="CPU"):
-    from bnface_caffe import prototxt
+    from bnface_caffe.formats import prototxt
     from bnface_caffe.architectures import NetOptions, build_net
     name = "bn" if bn else "baseline"
     net = build_net(NetOptions(bn=bn, num_classes=CLASSES, batch_size=BATCH,
@@ -89,8 +89,8 @@ def run_plain(net_param, bn, iters, threads, device="cpu"):
     import torch.nn.functional as F
     from bench_net import Plain
     from bnface_caffe.data.reader import DatumReader
-    from bnface_caffe.engine.blobs import read_mean_file
-    from bnface_caffe.glog import log
+    from bnface_caffe.formats.blobproto import read_mean_file
+    from bnface_caffe.formats.glog import log
     log.stderr = False
     torch.set_num_threads(threads)
     layer = net_param.layer[0]

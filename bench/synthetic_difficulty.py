@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from bnface_caffe.data import build, synthetic  # noqa: E402
 from bnface_caffe.data.mean import read_mean  # noqa: E402
 from bnface_caffe.data.reader import DatumReader  # noqa: E402
-from bnface_caffe.glog import log  # noqa: E402
+from bnface_caffe.formats.glog import log  # noqa: E402
 
 
 def load(path):

@@ -6,30 +6,15 @@ bn: BatchNorm + Scale(bias) + ReLU after the first conv of each block; block 2 k
 a single conv; no Dropout. The shapes only work out with Caffe's ceil-mode pooling:
 50 -> 25 -> 13 -> 7 -> 1 (floor mode would give 50 -> 25 -> 12 -> 6).
 """
-import math
 from dataclasses import dataclass
 
 from .errors import UserError
+from .paper import FINAL_POOL, INPUT_SIZE, NUM_CLASSES
 from .proto import caffe_pb2
+from .shapes import pool_output_size
 
-DEFAULT_WIDTHS = (32, 64, 64, 128, 96, 192, 160, 320)
-INPUT_SIZE = 50
-FINAL_POOL = 7
+DEFAULT_WIDTHS = (32, 64, 64, 128, 96, 192, 160, 320)   # ours: only the last, 320, is the paper's
 DEFAULT_LMDB_DIR = "data/lmdb"
-
-
-def pool_output_size(size, kernel, stride, pad=0, ceil_mode=True):
-    """Caffe's PoolingLayer::Reshape output size, including its clip rule."""
-    span = (size + 2 * pad - kernel) / stride
-    out = (math.ceil(span) if ceil_mode else math.floor(span)) + 1
-    if pad > 0 and (out - 1) * stride >= size + pad:
-        out -= 1  # the last window must start inside the image or the leading pad
-    return out
-
-
-def conv_output_size(size, kernel, stride=1, pad=0, dilation=1):
-    """Caffe's ConvolutionLayer output size (C integer division)."""
-    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
 
 
 def spatial_sizes(input_size=INPUT_SIZE):
@@ -72,7 +57,7 @@ def check_widths(widths):
 @dataclass
 class NetOptions:
     bn: bool = False
-    num_classes: int = 14700
+    num_classes: int = NUM_CLASSES
     widths: tuple = DEFAULT_WIDTHS
     input_size: int = INPUT_SIZE
     batch_size: int = 64
@@ -94,6 +79,11 @@ def build_net(opts):
     spatial_sizes(opts.input_size)
     if opts.num_classes < 1:
         raise UserError(f"--num-classes must be at least 1, got {opts.num_classes}")
+    for flag, value in (("--batch-size", opts.batch_size), ("--test-batch-size", opts.test_batch_size)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if not opts.scale > 0:
+        raise UserError(f"--pixel-scale must be positive, got {opts.scale}")
     if opts.filler not in ("xavier", "msra"):
         raise UserError(f"--filler must be xavier or msra, got {opts.filler!r}")
     dropout = (0.0 if opts.bn else 0.5) if opts.dropout is None else opts.dropout

@@ -12,8 +12,8 @@ import sys
 import threading
 
 from .errors import UserError
-from .glog import cpp_number
-from .engine import trainlog
+from .formats import caffemodel, solver_log, tool_log
+from .formats.glog import cpp_number
 from .engine.signals import NONE, SNAPSHOT, STOP, SignalActions
 
 BACKENDS = ("auto", "caffe", "engine")
@@ -105,7 +105,7 @@ def _net_loss(net):
     return total
 
 
-def train_with_pycaffe(opts, param, gpu_ids=(), observer=None):
+def train_with_pycaffe(opts, param, gpu_ids=(), observer=None, log=None):
     """Train with real Caffe; `param` is the solver as read_solver checked it. Returns 0,
     or raises UserError / loop.TrainingDiverged like the engine."""
     import math
@@ -113,8 +113,9 @@ def train_with_pycaffe(opts, param, gpu_ids=(), observer=None):
     import caffe
     from .engine.loop import TrainingDiverged
 
-    if opts.snapshot and opts.weights:
-        raise UserError("give --snapshot to resume training or --weights to fine-tune, not both")
+    from .formats.glog import Glog
+    log = log if log is not None else Glog()
+    caffemodel.check_resume_or_finetune(opts.snapshot, opts.weights)
     if len(gpu_ids) > 1:
         raise UserError("the caffe backend trains on one GPU; for several use Caffe's own "
                         "`caffe train --gpu ...` or --backend engine")
@@ -124,26 +125,25 @@ def train_with_pycaffe(opts, param, gpu_ids=(), observer=None):
                             "--backend engine")
         caffe.set_device(gpu_ids[0])
         caffe.set_mode_gpu()
-        trainlog.using_gpus(gpu_ids, [f"device {gpu_ids[0]}"])
+        tool_log.using_gpus(log, gpu_ids, [f"device {gpu_ids[0]}"])
     else:
         caffe.set_mode_cpu()
-        trainlog.use_cpu()
+        tool_log.use_cpu(log)
     from .engine.solver_setup import prepare_snapshot_dir
     prepare_snapshot_dir(param)
     solver = caffe.get_solver(opts.solver_path)
     if opts.weights:
-        for path in (p.strip() for p in opts.weights.split(",")):
-            if not os.path.exists(path):
-                raise UserError(f"{path}: no such weights file")
+        for path in caffemodel.weight_paths(opts.weights):
+            caffemodel.read(path)          # our refusals first: Caffe would abort on them
             for net in [solver.net] + list(solver.test_nets):
-                trainlog.finetuning_from(path)
+                solver_log.finetuning_from(log, path)
                 net.copy_from(path)
     if opts.snapshot:
         if not os.path.exists(opts.snapshot):
             raise UserError(f"{opts.snapshot}: no such solver state file")
-        trainlog.resuming_from(opts.snapshot)
+        tool_log.resuming_from(log, opts.snapshot)
         solver.restore(opts.snapshot)
-    trainlog.starting_optimization()
+    tool_log.starting_optimization(log)
 
     with SignalActions(opts.sigint_effect, opts.sighup_effect) as actions:
         def on_start():
@@ -169,22 +169,22 @@ def train_with_pycaffe(opts, param, gpu_ids=(), observer=None):
         if can_hook:
             solver.add_callback(on_start, on_gradients_ready)
         else:
-            trainlog.note("this pycaffe has no Solver.add_callback: SIGINT/SIGHUP effects and "
+            solver_log.note(log, "this pycaffe has no Solver.add_callback: SIGINT/SIGHUP effects and "
                           "the divergence check are off")
         try:
             solver.solve()
         except _StopRequested:
             if param.snapshot_after_train and (not param.snapshot or solver.iter % param.snapshot):
                 solver.snapshot()
-            trainlog.stopped_early()
+            solver_log.stopped_early(log)
         except _Diverged as diverged:
             loss = diverged.args[0]
-            trainlog.diverged(solver.iter, loss)
+            solver_log.diverged(log, solver.iter, loss)
             solver.snapshot()
             prefix = f"{param.snapshot_prefix}_iter_{solver.iter}"
             raise TrainingDiverged(
                 f"iteration {solver.iter}: the training loss is {cpp_number(loss)}; the weights "
                 f"that gave it are in {prefix}.caffemodel (resume with --snapshot "
                 f"{prefix}.solverstate); lower base_lr, or check the data and the net") from None
-    trainlog.tool_optimization_done()
+    tool_log.optimization_done(log)
     return 0

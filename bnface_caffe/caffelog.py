@@ -32,17 +32,12 @@ import os
 import re
 
 from .errors import UserError
+from .formats.glog import parse_prefix as glog_time
+from .formats.solver_log import (INITIALIZING_SOLVER, ITERATION, LEARNING_RATE,
+                                 OPTIMIZATION_DONE, OUTPUT, POLICY, RESTORING, SOLVER_FIELD,
+                                 TESTING_NET, TOTAL_LOSS)
 
-# "I0210 13:39:22.381027 25210 solver.cpp:204] ..." or, newer glog, "I20261129 19:35:20.123456 ..."
-GLOG_PREFIX = re.compile(r"\s*[A-Za-z](\d{8}|\d{4})\s+(\d{1,2}):(\d{1,2}):(\d{1,2})\.(\d{1,6})(?:\s|$)")
-ITERATION = re.compile(r"Iteration (\d+)")
-LEARNING_RATE = re.compile(r"lr = ([-+]?[0-9]*\.?[0-9]+([eE]?[-+]?[0-9]+)?)")
-OUTPUT = re.compile(r"(Train|Test) net output #(\d+): (\S+) = (\S+)")
 NUMBER = re.compile(r"[\.\deE+-]+")  # parse_log.py's value pattern: no nan, no inf
-TOTAL_LOSS = re.compile(r"Iteration (\d+).*, loss = (\S+)")  # nvcaffe puts epochs in between
-TESTING_NET = re.compile(r"Testing net \(#(\d+)\)")
-POLICY = re.compile(r"Learning Rate Policy: (\S+)")
-SOLVER_FIELD = re.compile(r"([a-z_0-9]+): (.*)$")
 
 
 class Row:
@@ -96,24 +91,6 @@ def parse_value(token, like_caffe=False):
         return None
 
 
-def glog_time(line, year):
-    """(datetime, has_year) from a glog prefix, or None when the line has none."""
-    m = GLOG_PREFIX.match(line)
-    if not m:
-        return None
-    date, hh, mm, ss, frac = m.groups()
-    if len(date) == 8:
-        year, date = int(date[:4]), date[4:]
-    month, day = int(date[:2]), int(date[2:])
-    try:
-        return datetime.datetime(year, month, day, int(hh), int(mm), int(ss),
-                                 int(frac.ljust(6, "0"))), len(m.group(1)) == 8
-    except ValueError:
-        if (month, day) == (2, 29) and len(m.group(1)) == 4:  # a guessed year that is not leap: Mar 1
-            return glog_time(line.replace(m.group(1), "0301", 1), year)
-        return None
-
-
 class LogParser:
     """Feed lines one at a time (`feed`), read the tables at any point (`result`)."""
 
@@ -150,16 +127,16 @@ class LogParser:
         self.in_solver_dump = False
         if not has_prefix:
             return
-        if "Initializing solver from parameters:" in line:
+        if INITIALIZING_SOLVER in line:
             self.in_solver_dump, self.solver_depth, self.solver = True, 0, {}
-            rest = line.split("Initializing solver from parameters:", 1)[1]
+            rest = line.split(INITIALIZING_SOLVER, 1)[1]
             if rest.strip():
                 self._solver_field(rest)
         elif "] Solving " in line:
             self.net_name = line.split("] Solving ", 1)[1].strip()
-        elif "Restoring previous solver status from" in line:
+        elif RESTORING in line:
             self.restores += 1
-        elif "Optimization Done." in line:
+        elif OPTIMIZATION_DONE in line:
             self.done = True
         m = POLICY.search(line)
         if m:

@@ -1,7 +1,8 @@
 """The committed generated files (prototxt/, solvers/) and the commands that make them.
 
-`python -m bnface_caffe.generated [nets|solvers|all]` rewrites them (what `make nets
-solvers` runs); `--check` exits 1 listing stale files. The test suite uses `stale()`.
+`python -m bnface_caffe.generated [nets|solvers|all] [--root DIR]` writes them under DIR
+(default: the current directory; what `make nets solvers` runs in the repository);
+`--check` exits 1 listing stale files. The test suite uses `stale(root)`.
 """
 import contextlib
 import io
@@ -9,8 +10,6 @@ import os
 import sys
 
 from .cli import gen_net, gen_solver
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NETS = {
     "prototxt/baseline_train_val.prototxt": [],
@@ -36,11 +35,11 @@ def targets(which="all"):
         yield from ((path, gen_solver, argv) for path, argv in SOLVERS.items())
 
 
-def stale(which="all"):
-    """Paths whose committed content differs from what the generators write now."""
+def stale(root, which="all"):
+    """Paths under `root` whose content differs from what the generators write now."""
     result = []
     for path, tool, argv in targets(which):
-        full = os.path.join(ROOT, path)
+        full = os.path.join(root, path)
         current = open(full).read() if os.path.exists(full) else None
         if current != render(tool, argv):
             result.append(path)
@@ -49,14 +48,18 @@ def stale(which="all"):
 
 def main(argv):
     check = "--check" in argv
+    root = "."
+    if "--root" in argv:
+        root = argv[argv.index("--root") + 1]
+        argv = [a for a in argv if a not in ("--root", root)]
     which = next((a for a in argv if a != "--check"), "all")
     if check:
-        paths = stale(which)
+        paths = stale(root, which)
         for path in paths:
             print(f"stale: {path} (run `make nets solvers`)", file=sys.stderr)
         return 1 if paths else 0
     for path, tool, args in targets(which):
-        full = os.path.join(ROOT, path)
+        full = os.path.join(root, path)
         os.makedirs(os.path.dirname(full), exist_ok=True)
         with open(full, "w") as f:
             f.write(render(tool, args))

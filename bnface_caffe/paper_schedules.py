@@ -1,7 +1,7 @@
 """The paper's named learning-rate schedules as Caffe SolverParameters.
 
 Iteration numbers are the paper's (about 3M training images). `scale` multiplies every
-iteration number (stepsize, stepvalues, max_iter, test_interval, snapshot) so a smaller
+iteration number (stepsize, stepvalues, max_iter, test_interval, snapshot, display) so a smaller
 data set trains with the same *shape* of schedule.
 
 The paper contradicts itself about `original`: its table gives 0.01 * 0.1^floor((iter-1)/50000)
@@ -14,6 +14,7 @@ so it is exactly Caffe's step policy with stepsize 50000.
 """
 from dataclasses import dataclass, field
 
+from . import paper
 from .errors import UserError
 from .proto import caffe_pb2
 
@@ -36,13 +37,10 @@ class Schedule:
 
 
 def _original(variant):
+    common = dict(base_lr=paper.ORIGINAL_BASE_LR, gamma=0.1, max_iter=paper.ORIGINAL_MAX_ITER)
     if variant == "table":
-        return dict(policy="step", base_lr=0.01, gamma=0.1, stepsize=50000, max_iter=420000)
-    return dict(policy="multistep", base_lr=0.01, gamma=0.1, stepvalues=(150000, 300000),
-                max_iter=420000)
-
-
-MULTISTEP_VALUES = (14000, 28000, 42000) + (120000,) * 4 + (160000,) * 4 + (175000, 190000, 210000)
+        return dict(policy="step", stepsize=paper.ORIGINAL_TABLE_STEPSIZE, **common)
+    return dict(policy="multistep", stepvalues=paper.ORIGINAL_TEXT_STEPVALUES, **common)
 
 
 def paper_schedule(name, original_variant="text"):
@@ -54,16 +52,18 @@ def paper_schedule(name, original_variant="text"):
                              **_original(original_variant)),
         "long_step": Schedule(BN_NET, about="BN net trained with the original schedule",
                               **_original(original_variant)),
-        "short_step": Schedule(BN_NET, "step", 0.055, 180000, gamma=0.7, stepsize=11000,
+        "short_step": Schedule(BN_NET, "step", paper.BN_BASE_LR, paper.SHORT_STEP_MAX_ITER,
+                               gamma=paper.BN_GAMMA, stepsize=paper.SHORT_STEP_STEPSIZE,
                                about="BN net, 0.055 * 0.7^floor(iter/11000)"),
-        "multistep": Schedule(BN_NET, "multistep", 0.055, 230000, gamma=0.7,
-                              stepvalues=MULTISTEP_VALUES,
+        "multistep": Schedule(BN_NET, "multistep", paper.BN_BASE_LR, paper.MULTISTEP_MAX_ITER,
+                              gamma=paper.BN_GAMMA, stepvalues=paper.MULTISTEP_STEPVALUES,
                               about="BN net, 0.055 * 0.7^steps, 14 steps (120k and 160k x4)"),
         # Ours, not the paper's. The BN net's test accuracy is noisy while the rate is
         # high and jumps at each drop, so: the paper's 0.055 for a short start, then two
         # early x0.1 drops and a long low-rate tail. Picked on the demo data among four
         # Caffe policies (poly^2, exp, inv, this one); README has the comparison.
-        "early_drop": Schedule(BN_NET, "multistep", 0.055, 230000, gamma=0.1,
+        "early_drop": Schedule(BN_NET, "multistep", paper.BN_BASE_LR, paper.MULTISTEP_MAX_ITER,
+                               gamma=0.1,
                                stepvalues=(40000, 100000),
                                about="BN net, ours: 0.055, x0.1 at 40k and 100k"),
     }
@@ -86,7 +86,7 @@ class SolverOptions:
     max_iter: int = None  # default: the paper's convergence point (scaled)
     test_iter: int = 100
     test_interval: int = 2000  # paper units, scaled
-    display: int = 100
+    display: int = 100  # paper units, scaled
     snapshot: int = 10000  # paper units, scaled
     snapshot_prefix: str = None  # default: snapshots/<name>
     solver_mode: str = "GPU"
@@ -115,7 +115,7 @@ def build_solver(name, opts=None, schedule=None):
     s.test_iter.append(opts.test_iter)
     s.test_interval = scale_iteration(opts.test_interval, opts.scale)
     s.base_lr = sched.base_lr
-    s.display = opts.display
+    s.display = scale_iteration(opts.display, opts.scale)
     s.max_iter = opts.max_iter if opts.max_iter is not None else scale_iteration(sched.max_iter, opts.scale)
     s.lr_policy = sched.policy
     if sched.policy in ("step", "multistep", "exp", "inv", "sigmoid"):

@@ -18,12 +18,7 @@ import csv
 import io
 import math
 
-# The paper's "Figure 2" table (../shared/paper/FACTS.md), for comparison.
-PAPER_TABLE = [
-    ("original", "0.01 · 0.1^floor((iter − 1) / 50000)", 64000, 420000, 0.945),
-    ("short_step", "0.055 · 0.7^floor(iter / 11000)", 45000, 180000, 0.867),
-    ("multistep", "0.055 · 0.7^Nsteps (14 steps)", 45000, 230000, 0.913),
-]
+from .paper import RESULTS as PAPER_TABLE  # the paper's "Figure 2" table, for comparison
 TINY = 1e-12  # so that "improves by exactly tol" counts as not improving by more than tol
 
 

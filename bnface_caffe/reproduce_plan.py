@@ -7,6 +7,8 @@ step can be re-run by hand from the commands it prints.
 import math
 from dataclasses import dataclass, field
 
+from . import paper
+
 # (run name, schedule name, net): the paper's four curves, then ours.
 RUNS = (
     ("original", "original", "baseline"),
@@ -15,7 +17,7 @@ RUNS = (
     ("multistep", "multistep", "bn"),
     ("early_drop", "early_drop", "bn"),
 )
-PAPER_ORIGINAL_ITERATIONS = 420000
+PAPER_ORIGINAL_ITERATIONS = paper.ORIGINAL_MAX_ITER
 
 
 @dataclass
@@ -52,8 +54,9 @@ class Plan:
         """test_interval in the paper's iterations (gen_solver scales it)."""
         return PAPER_ORIGINAL_ITERATIONS // self.tests_per_original_run
 
-    def display(self, scale):
-        return max(1, round(PAPER_ORIGINAL_ITERATIONS * scale / self.display_per_original_run))
+    def display_paper(self):
+        """display in the paper's iterations (gen_solver scales it)."""
+        return PAPER_ORIGINAL_ITERATIONS // self.display_per_original_run
 
 
 PLANS = {

@@ -5,7 +5,7 @@ import torch
 from google.protobuf import text_format
 
 from bnface_caffe.engine.layers import create_layer
-from bnface_caffe.glog import Glog
+from bnface_caffe.formats.glog import Glog
 from bnface_caffe.proto import caffe_pb2
 
 
@@ -32,7 +32,7 @@ def captured_log():
     """A Glog writing into a string buffer (no stderr): returns (logger, buffer)."""
     logger = Glog(stderr=False)
     buffer = io.StringIO()
-    logger.files.append(buffer)
+    logger.sinks.append(buffer)
     return logger, buffer
 
 

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from bnface_caffe.data.datum import encode_raw
+from bnface_caffe.formats.datum import encode_raw
 from bnface_caffe.data.lmdb_io import LmdbWriter
 
 CLASSES = 4
@@ -78,7 +78,7 @@ random_seed: 7
 
 def solver_text(overrides=None, solver=SOLVER):
     """SOLVER with some fields replaced, e.g. {"max_iter": 8, "average_loss": 3}."""
-    from bnface_caffe import prototxt
+    from bnface_caffe.formats import prototxt
     from bnface_caffe.proto import caffe_pb2
     param = prototxt.parse_text(solver, caffe_pb2.SolverParameter)
     for field, value in (overrides or {}).items():

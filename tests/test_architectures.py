@@ -1,31 +1,10 @@
 """The paper's nets: layer structure and Caffe's ceil-mode shape arithmetic."""
 import pytest
 
-from bnface_caffe.architectures import (NetOptions, build_net, conv_output_size, parse_widths,
-                                        pool_output_size, spatial_sizes)
+from bnface_caffe.architectures import NetOptions, build_net, parse_widths, spatial_sizes
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
-
-
-@pytest.mark.parametrize("size, kernel, stride, pad, expected", [
-    (50, 2, 2, 0, 25), (25, 2, 2, 0, 13), (13, 2, 2, 0, 7), (7, 7, 1, 0, 1),
-    (6, 7, 1, 0, 0),            # the 7x7 pool does not fit floor-mode's 6x6
-    (112, 3, 2, 0, 56),         # ceil((112-3)/2)+1 = 56 (floor mode: 55)
-    (5, 3, 2, 1, 3),            # ceil(4/2)+1 = 3; clip test (3-1)*2=4 < 5+1 keeps it
-    (6, 2, 2, 1, 4),            # ceil(6/2)+1 = 4; (4-1)*2 = 6 < 7 keeps it
-    (4, 3, 3, 1, 2),            # ceil(3/3)+1 = 2; (2-1)*3 = 3 < 5 keeps it
-    (5, 2, 3, 1, 2),            # ceil(5/3)+1 = 3; (3-1)*3 = 6 >= 5+1 -> clipped to 2
-])
-def test_pool_output_size_is_caffes_ceil_formula_with_clip(size, kernel, stride, pad, expected):
-    assert pool_output_size(size, kernel, stride, pad) == expected
-
-
-def test_floor_mode_would_break_the_paper_net():
-    assert [pool_output_size(s, 2, 2, ceil_mode=False) for s in (50, 25, 12)] == [25, 12, 6]
-
-
-def test_conv_output_size_3x3_pad1_keeps_size():
-    assert conv_output_size(50, 3, 1, 1) == 50 and conv_output_size(7, 3, 2, 0) == 3
+from bnface_caffe.shapes import conv_output_size, pool_output_size
 
 
 def test_spatial_sizes_50_25_13_7_1():

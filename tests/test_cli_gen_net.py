@@ -1,5 +1,5 @@
 """tools/gen_net.py end to end."""
-from bnface_caffe import prototxt
+from bnface_caffe.formats import prototxt
 from bnface_caffe.proto import caffe_pb2
 from conftest import assert_one_line_error, run_tool
 

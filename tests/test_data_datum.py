@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bnface_caffe.data import datum
+from bnface_caffe.formats import datum
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 

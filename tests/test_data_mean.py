@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from bnface_caffe.data import datum, mean
+from bnface_caffe.data import mean
+from bnface_caffe.formats import datum
+from bnface_caffe.formats.blobproto import read_mean_file
 from bnface_caffe.data.lmdb_io import LmdbWriter
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
@@ -26,7 +28,7 @@ def test_mean_of_raw_records_equals_numpy_and_uses_legacy_fields(tmp_path):
     assert not blob.HasField("shape") and len(blob.data) == 60
     expected = images.astype(np.float64).mean(0).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(blob.data, np.float32).reshape(3, 5, 4), expected)
-    np.testing.assert_array_equal(mean.read_mean(out), expected)
+    np.testing.assert_array_equal(read_mean_file(out), expected)
     # compute_image_mean's "mean_value channel [c]" = average of that channel's mean image.
     values = mean.channel_means(m)
     np.testing.assert_allclose(values, images.reshape(37, 3, -1).mean((0, 2)), rtol=1e-6)

@@ -5,8 +5,8 @@ import lmdb
 import numpy as np
 import pytest
 
-from bnface_caffe import glog
-from bnface_caffe.data import datum
+from bnface_caffe.formats import glog
+from bnface_caffe.formats import datum
 from bnface_caffe.data.lmdb_io import LmdbWriter
 from bnface_caffe.data.reader import DatumReader
 from bnface_caffe.errors import UserError
@@ -25,12 +25,12 @@ def gray(i, size=4):
 
 
 @pytest.fixture
-def captured_log(monkeypatch):
-    out = io.StringIO()
-    quiet = glog.Glog(stderr=False)
-    quiet.files.append(out)
-    monkeypatch.setattr("bnface_caffe.data.reader.log", quiet)
-    return out
+def captured_log():
+    """A Glog writing into a string buffer; `.out` holds the text."""
+    log = glog.Glog(stderr=False)
+    log.out = io.StringIO()
+    log.sinks.append(log.out)
+    return log
 
 
 def test_key_order_wraparound_and_restart_line(tmp_path, captured_log):
@@ -41,16 +41,16 @@ def test_key_order_wraparound_and_restart_line(tmp_path, captured_log):
         for i in (3, 0, 4, 1, 2):
             txn.put(f"{i:08d}_x".encode(), datum.encode_raw(gray(i * 10), i))
     env.close()
-    reader = DatumReader(path)
+    reader = DatumReader(path, log=captured_log)
     assert reader.datum_shape == (1, 4, 4) and len(reader) == 5
     images, labels = reader.next_batch(3)
     assert labels.tolist() == [0, 1, 2] and labels.dtype == np.int32
     assert images.dtype == np.uint8 and images.shape == (3, 1, 4, 4)
     assert images[:, 0, 0, 0].tolist() == [0, 10, 20]
-    assert captured_log.getvalue() == ""
+    assert captured_log.out.getvalue() == ""
     images, labels = reader.next_batch(4)
     assert labels.tolist() == [3, 4, 0, 1]
-    lines = captured_log.getvalue().splitlines()
+    lines = captured_log.out.getvalue().splitlines()
     assert len(lines) == 1 and lines[0].startswith("I")
     assert lines[0].endswith("data_layer.cpp:73] Restarting data prefetching from start.")
     reader.close()
@@ -68,13 +68,13 @@ def test_rank_striding_follows_caffes_offset_rule_across_the_wrap(tmp_path, capt
     # offset_ counts every record consumed (wraps included); rank r keeps offset % W == r.
     offsets = range(0, 20)
     for rank in range(2):
-        reader = DatumReader(path, rank=rank, world_size=2)
+        reader = DatumReader(path, rank=rank, world_size=2, log=captured_log)
         expected = [o % 5 for o in offsets if o % 2 == rank][:6]
         assert reader.next_batch(6)[1].tolist() == expected
         assert reader.restarts == 2  # offsets 0..11 pass the end of 5 records twice
         reader.close()
     # Only the root solver (rank 0) logs the restarts.
-    assert captured_log.getvalue().count("Restarting") == 2
+    assert captured_log.out.getvalue().count("Restarting") == 2
 
 
 def test_encoded_and_float_records(tmp_path):

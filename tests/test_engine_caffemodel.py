@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from bnface_caffe import prototxt
-from bnface_caffe.engine import Net, read_caffemodel, write_caffemodel
-from bnface_caffe.engine.blobs import proto_shape, proto_to_array, read_mean_file
+from bnface_caffe.formats import prototxt
+from bnface_caffe.engine import Net
+from bnface_caffe.formats import caffemodel
+from bnface_caffe.formats.upgrade import upgrade_net
+from bnface_caffe.formats.blobproto import proto_shape, proto_to_array, read_mean_file
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 from engine_util import captured_log, messages, net_param
@@ -47,8 +49,8 @@ def trained_small_net():
 def test_round_trip_is_lossless_and_batchnorm_blobs_are_caffes(tmp_path):
     net = trained_small_net()
     path = tmp_path / "w.caffemodel"
-    write_caffemodel(net, path)
-    proto = read_caffemodel(str(path))
+    caffemodel.write(net.to_proto(), path)
+    proto = upgrade_net(caffemodel.read(str(path)))
     assert proto.name == "small"
     assert [l.name for l in proto.layer] == [n.layer.name for n in net.nodes]
     for layer, node in zip(proto.layer, net.nodes):
@@ -108,7 +110,7 @@ def test_v1_caffemodel_is_upgraded_on_load():
 def test_shape_and_count_mismatches_name_the_layer_and_both_shapes(tmp_path):
     net = trained_small_net()
     path = tmp_path / "w.caffemodel"
-    write_caffemodel(net, path)
+    caffemodel.write(net.to_proto(), path)
     other = NET.replace("num_output: 3", "num_output: 5")
     target, _ = quiet_net(other)
     before = [b.clone() for b in target.nodes[1].layer.blobs]
@@ -177,7 +179,7 @@ def test_opencv_dnn_reads_our_caffemodel_of_the_papers_deploy_nets(bn, tmp_path)
                 if len(layer.blobs) > 1:
                     layer.blobs[1].copy_(0.1 * torch.randn(layer.blobs[1].shape, generator=g))
     model_path = tmp_path / "random.caffemodel"
-    write_caffemodel(net, model_path)
+    caffemodel.write(net.to_proto(), model_path)
     x = np.random.default_rng(2).uniform(-1, 1, (4, 1, 50, 50)).astype(np.float32)
     net.reshape({"data": x.shape})
     net.set_input("data", x)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from bnface_caffe import prototxt
+from bnface_caffe.formats import prototxt
 from bnface_caffe.cli import forward, time_net
-from bnface_caffe.engine import Net, write_caffemodel
-from bnface_caffe.glog import Glog
+from bnface_caffe.engine import Net
+from bnface_caffe.formats import caffemodel
+from bnface_caffe.formats.glog import Glog
 from bnface_caffe.proto import caffe_pb2
 from engine_util import net_param
 
@@ -43,7 +44,7 @@ def deploy(tmp_path):
     torch.manual_seed(0)
     net = Net(net_param(DEPLOY), phase=caffe_pb2.TEST, logger=Glog(stderr=False))
     weights = tmp_path / "w.caffemodel"
-    write_caffemodel(net, weights)
+    caffemodel.write(net.to_proto(), weights)
     return path, weights, net
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bnface_caffe.engine.layers import LAYERS
-from bnface_caffe.engine.layers.pooling import caffe_pooled_size
+from bnface_caffe.shapes import pool_output_size
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 from engine_util import make_layer, rand
@@ -138,14 +138,14 @@ POOL_SIZES = [
 
 @pytest.mark.parametrize("size,k,s,p,want", POOL_SIZES)
 def test_pooling_output_size_table(size, k, s, p, want):
-    assert caffe_pooled_size(size, k, s, p) == want
+    assert pool_output_size(size, k, s, p) == want
     layer, tops = make_layer(f'name: "p" type: "Pooling" pooling_param {{ pool: MAX '
                              f'kernel_size: {k} stride: {s} pad: {p} }}', [(1, 1, size, size)])
     assert tops[0] == (1, 1, want, want)
 
 
 def test_pooling_floor_round_mode_and_too_big_kernel():
-    assert caffe_pooled_size(13, 2, 2, 0, ceil_mode=False) == 6
+    assert pool_output_size(13, 2, 2, 0, ceil_mode=False) == 6
     _, tops = make_layer('name: "p" type: "Pooling" pooling_param { kernel_size: 2 stride: 2 '
                          'round_mode: FLOOR }', [(1, 1, 13, 13)])
     assert tops[0] == (1, 1, 6, 6)

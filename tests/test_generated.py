@@ -5,15 +5,16 @@ import cv2
 import numpy as np
 import pytest
 
-from bnface_caffe import generated, prototxt
+from bnface_caffe import generated
+from bnface_caffe.formats import prototxt
 from bnface_caffe.architectures import NetOptions, build_net
 from bnface_caffe.proto import caffe_pb2
 
-ROOT = generated.ROOT
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_committed_generated_files_are_fresh():
-    assert generated.stale() == [], "run `make nets solvers`"
+    assert generated.stale(ROOT) == [], "run `make nets solvers`"
 
 
 @pytest.mark.parametrize("path", list(generated.NETS) + list(generated.SOLVERS))

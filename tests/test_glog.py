@@ -2,7 +2,7 @@
 import datetime
 import re
 
-from bnface_caffe.glog import Glog, cpp_number, format_line
+from bnface_caffe.formats.glog import Glog, cpp_number, format_line
 
 
 def test_numbers_print_like_cpp_ostream_six_significant_digits():

@@ -4,7 +4,8 @@ import math
 import pytest
 
 from bnface_caffe.errors import UserError
-from bnface_caffe.paper_schedules import MULTISTEP_VALUES, SolverOptions, build_solver, scale_iteration
+from bnface_caffe.paper import MULTISTEP_STEPVALUES as MULTISTEP_VALUES
+from bnface_caffe.paper_schedules import SolverOptions, build_solver, scale_iteration
 from bnface_caffe.schedules import lr_at, lr_curve
 
 

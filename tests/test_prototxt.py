@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from bnface_caffe import prototxt
+from bnface_caffe.formats import prototxt
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 
@@ -53,7 +53,7 @@ def test_failed_write_leaves_target_untouched(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="m.caffemodel: cannot write .disk full.; nothing was written"):
         prototxt.write_binary(caffe_pb2.NetParameter(name="x"), str(target))
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["m.caffemodel"]

@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from bnface_caffe import glog, prototxt, schedules
+from bnface_caffe import schedules
+from bnface_caffe.formats import glog, prototxt
 from bnface_caffe.errors import UserError
 from bnface_caffe.engine.train import TrainOptions, train
 from bnface_caffe.proto import caffe_pb2
@@ -23,9 +24,6 @@ def folder(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def in_folder(folder, monkeypatch):
     monkeypatch.chdir(folder)
-    glog.log.stderr = False
-    yield
-    glog.log.stderr = True
 
 
 def run(folder, overrides=None, log_name="train.log", **options):
@@ -36,11 +34,12 @@ def run(folder, overrides=None, log_name="train.log", **options):
     log_path = os.path.join(folder, log_name)
     if os.path.exists(log_path):
         os.remove(log_path)
-    glog.log.add_file(log_path)
+    log = glog.Glog(stderr=False)
+    log.add_file(log_path)
     try:
-        loop = train(TrainOptions(path, **options))
+        loop = train(TrainOptions(path, **options), log=log)
     finally:
-        glog.log.close()
+        log.close()
     lines = []
     for raw in open(log_path).read().splitlines():
         m = BODY.match(raw)
@@ -64,7 +63,6 @@ def messages(lines, where=None):
 def straight(folder):
     """One uninterrupted 20-iteration run shared by several tests."""
     os.chdir(folder)
-    glog.log.stderr = False
     return run(folder, log_name="straight.log")
 
 

@@ -3,7 +3,6 @@ import os
 
 import pytest
 
-from bnface_caffe import glog
 from bnface_caffe.engine import solver_setup
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
@@ -14,10 +13,7 @@ NET = 'name: "n"\nstate { stage: "from_net" level: 3 }\nlayer { name: "d" type: 
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    glog.log.stderr = False
     (tmp_path / "net.prototxt").write_text(NET)
-    yield
-    glog.log.stderr = True
 
 
 def write(text, name="solver.prototxt"):

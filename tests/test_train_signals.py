@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from bnface_caffe import prototxt
-from bnface_caffe.engine.blobs import proto_to_array
+from bnface_caffe.formats import prototxt
+from bnface_caffe.formats.blobproto import proto_to_array
 from bnface_caffe.proto import caffe_pb2
 from conftest import ROOT
 from solver_fixtures import make_setup

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bnface_caffe import glog, schedules
+from bnface_caffe import schedules
+from bnface_caffe.formats import glog
 from bnface_caffe.engine.solver import Solver
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
@@ -23,6 +24,7 @@ class ParamsOnly:
         n = len(values)
         lr_mults = lr_mults or [1.0] * n
         decay_mults = decay_mults or [1.0] * n
+        self.log = glog.Glog(stderr=False)    # the solver logs through its net's logger
         self.learnable_params = [
             SimpleNamespace(data=torch.tensor(v, dtype=torch.float32),
                             diff=torch.zeros(np.shape(v), dtype=torch.float32),
@@ -52,13 +54,6 @@ def run(param, net, grads, iterations):
         solver.apply_update()
         ws.append([float(p.data.reshape(-1)[0]) for p in net.learnable_params])
     return solver, ws
-
-
-@pytest.fixture(autouse=True)
-def quiet_log():
-    glog.log.stderr = False
-    yield
-    glog.log.stderr = True
 
 
 def test_sgd_momentum_decay_mults_and_lr_inside_history():
@@ -100,11 +95,8 @@ def test_iter_size_divides_the_summed_gradient_and_clip_sees_it_before():
     net = ParamsOnly([[0.0, 0.0]])
     param = solver_param(iter_size=2, clip_gradients=2.0)
     lines = []
-    glog.log.files.append(SimpleNamespace(write=lines.append, close=lambda: None))
-    try:
-        run(param, net, [[3.0, 4.0]], 1)
-    finally:
-        glog.log.files.pop()
+    net.log.sinks.append(SimpleNamespace(write=lines.append))
+    run(param, net, [[3.0, 4.0]], 1)
     assert net.learnable_params[0].data.tolist() == pytest.approx([-0.06, -0.08], rel=1e-6)
     assert any("Gradient clipping: scaling down gradients (L2 norm 5 > 2) by scale factor 0.4"
                in line for line in lines)
@@ -170,12 +162,10 @@ def test_learning_rate_follows_schedules_with_repeated_stepvalues(tmp_path):
     param = solver_param(lr_policy="multistep", base_lr=0.01, gamma=0.1, stepvalue=[2, 2, 2],
                          display=1)
     lines = []
-    glog.log.files.append(SimpleNamespace(write=lines.append, close=lambda: None))
-    try:
-        solver = Solver(param, ParamsOnly([1.0]))
-        rates = [solver.apply_update(display_now=True) for _ in range(6)]
-    finally:
-        glog.log.files.pop()
+    net = ParamsOnly([1.0])
+    net.log.sinks.append(SimpleNamespace(write=lines.append))
+    solver = Solver(param, net)
+    rates = [solver.apply_update(display_now=True) for _ in range(6)]
     expected, events = schedules.lr_curve(param, 6)
     assert rates == list(expected)           # the one implementation of the policies
     assert rates == pytest.approx([0.01, 0.01, 0.001, 0.0001, 1e-05, 1e-05], rel=1e-6)

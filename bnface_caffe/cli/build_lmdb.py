@@ -14,11 +14,12 @@ import sys
 from ..data import build as builder
 from ..data import synthetic
 from ..errors import UserError
-from ..glog import cpp_number
+from ..formats.glog import cpp_number
+from . import options
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="build_lmdb.py", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 usage="%(prog)s SOURCE OUTDIR [options]\n"
                                       "       %(prog)s LIST OUTDIR --root DIR [options]\n"
                                       "       %(prog)s --synthetic OUTDIR [options]",
@@ -54,10 +55,11 @@ def parser():
     g.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="progress bar (auto: when stderr is a terminal)")
     g.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    options.add_version(p)
     return p
 
 
-def options(args):
+def build_options(args):
     expected = 1 if args.synthetic else 2
     if len(args.paths) != expected:
         usage = "--synthetic OUTDIR" if args.synthetic else "SOURCE OUTDIR (or --synthetic OUTDIR)"
@@ -117,10 +119,15 @@ def summary(f):
 
 def main(argv):
     args = parser().parse_args(argv)
-    opts = options(args)
+    opts = build_options(args)
     # SIGTERM unwinds like Ctrl-C, so the temporary build folder is removed either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     facts = builder.build(opts)
     if not args.quiet:
         print(summary(facts))
     return 0
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

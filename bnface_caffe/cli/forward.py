@@ -4,7 +4,7 @@ INPUT is one .npy array shaped like the net's input blob ([N,] C, H, W), or imag
 files, each read gray and cropped to the input size as the LMDB builder does
 (largest face, else the centre) and then given the net's transform
 ((pixel - mean) * scale, from --transform-from TRAIN_VAL.prototxt or
---mean-file/--mean-value/--scale). OUT.npz holds every output blob by name (and
+--mean-file/--mean-value/--pixel-scale). OUT.npz holds every output blob by name (and
 any --blobs), one row per input; --top-k prints the best classes per input.
 """
 import argparse
@@ -14,17 +14,17 @@ import os
 import numpy as np
 import torch
 
-from .. import prototxt
 from ..engine import Net, read_net
 from ..engine.transform import Transformer
 from ..errors import UserError
-from ..glog import log
+from ..formats.glog import Glog
+from ..formats.prototxt import write_bytes
 from ..proto import caffe_pb2
-from .time_net import device_for
+from . import options
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="forward.py", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("deploy", help="deploy prototxt (an Input layer feeds the net)")
     ap.add_argument("weights", help=".caffemodel with the trained weights")
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="one .npy array, or image files")
@@ -38,12 +38,14 @@ def parse_args(argv):
                     help="take transform_param from this net's TEST-phase Data layer")
     ap.add_argument("--mean-file", help="mean.binaryproto subtracted from image inputs")
     ap.add_argument("--mean-value", type=float, action="append", help="per-channel mean")
-    ap.add_argument("--scale", type=float, help="multiplier applied after the mean")
+    options.add_pixel_scale(ap)
     ap.add_argument("--raw", action="store_true", help="feed image pixels 0..255 untransformed")
     ap.add_argument("--no-detect", action="store_true", help="centre crop, no face detection")
-    ap.add_argument("--gpu", type=int, default=None, metavar="ID")
-    ap.add_argument("--quiet", action="store_true", help="no set-up log on stderr")
+    options.add_gpu(ap)
+    options.add_quiet(ap, "set-up log on stderr")
+    options.add_version(ap)
     args = ap.parse_args(argv)
+    args.pixel_scale = options.pixel_scale(args, ap.prog)
     if args.batch_size < 1:
         ap.error("--batch-size must be at least 1")
     if args.top_k < 0:
@@ -53,11 +55,12 @@ def parse_args(argv):
 
 def transform_param(args):
     """The TransformationParameter for image inputs, from the flags."""
-    given = args.mean_file or args.mean_value or args.scale is not None
+    given = args.mean_file or args.mean_value or args.pixel_scale is not None
     if args.transform_from:
         if given:
-            raise UserError("give --transform-from or --mean-file/--mean-value/--scale, not both")
-        net = read_net(args.transform_from)
+            raise UserError("give --transform-from or --mean-file/--mean-value/--pixel-scale, "
+                            "not both")
+        net = read_net(args.transform_from, Glog.silent())
         for layer in net.layer:
             phases = [r.phase for r in layer.include if r.HasField("phase")]
             if layer.type == "Data" and (not phases or caffe_pb2.TEST in phases):
@@ -69,11 +72,11 @@ def transform_param(args):
         param.mean_file = args.mean_file
     if args.mean_value:
         param.mean_value.extend(args.mean_value)
-    if args.scale is not None:
-        param.scale = args.scale
+    if args.pixel_scale is not None:
+        param.scale = args.pixel_scale
     if not given and not args.raw:
         raise UserError("image inputs need the net's transform: give --transform-from "
-                        "TRAIN_VAL.prototxt, or --mean-file/--mean-value/--scale, or --raw for "
+                        "TRAIN_VAL.prototxt, or --mean-file/--mean-value/--pixel-scale, or --raw for "
                         "untransformed 0..255 pixels")
     return param
 
@@ -145,7 +148,7 @@ def run_batches(net, blob, array, names, batch_size):
 def save_npz(path, arrays):
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    prototxt._atomic_write(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
 
 
 def print_top_k(result, names, k, labels):
@@ -162,15 +165,15 @@ def print_top_k(result, names, k, labels):
 
 def main(argv):
     args = parse_args(argv)
-    if args.quiet:
-        log.stderr = False
-    net_param = read_net(args.deploy)        # input mistakes fail before any log line
+    options.check_writable(args.output)
+    log = options.make_log("forward", args)
+    net_param = read_net(args.deploy, log)   # input mistakes fail before any log line
     transform = None if is_npy(args) or args.raw else transform_param(args)
     for path in [args.weights] + ([] if is_npy(args) else args.inputs):
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such file")
-    device = device_for(args.gpu)
-    net = Net(net_param, phase=caffe_pb2.TEST, device=device, source=args.deploy)
+    device = options.single_device(args.gpu, log)
+    net = Net(net_param, phase=caffe_pb2.TEST, device=device, source=args.deploy, logger=log)
     net.copy_trained_layers_from_file(args.weights)
     inputs = net.input_names
     if args.input_blob:
@@ -206,3 +209,8 @@ def main(argv):
         scores = result["prob"] if "prob" in result else result[net.output_names[0]]
         print_top_k(scores, names, args.top_k, labels)
     return 0
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

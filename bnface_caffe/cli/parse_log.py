@@ -16,11 +16,12 @@ import time
 
 from .. import caffelog
 from ..errors import UserError
-from ..prototxt import write_bytes
+from ..formats.prototxt import write_bytes
+from . import options
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="parse_log.py", description=__doc__.split(":", 1)[1].strip())
+    p = argparse.ArgumentParser(description=__doc__.split(":", 1)[1].strip())
     p.add_argument("log", help="Caffe training log (glog format)")
     p.add_argument("outdir", nargs="?", help="where to write LOG.train/LOG.test (default: beside LOG)")
     p.add_argument("--follow", action="store_true",
@@ -31,6 +32,7 @@ def parser():
                    help="LearningRate and nan handling exactly as Caffe's parse_log.py")
     p.add_argument("--delimiter", default=",", help="column delimiter (default ',')")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    options.add_version(p)
     return p
 
 
@@ -165,5 +167,7 @@ def main(argv):
     return parse_once(args)
 
 
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from . import run
+    run(main)

@@ -9,10 +9,11 @@ import sys
 
 from .. import curves, plots
 from ..errors import UserError
+from . import options
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="plot_curves.py", description=__doc__.split(":", 1)[1].strip())
+    p = argparse.ArgumentParser(description=__doc__.split(":", 1)[1].strip())
     p.add_argument("logs", nargs="+", metavar="LOG", help="Caffe training logs")
     p.add_argument("-o", "--output", required=True, help="figure to write: .png or .svg")
     p.add_argument("--label", action="append", default=[],
@@ -28,6 +29,7 @@ def parser():
     p.add_argument("--test-net", type=int, default=0, help="which test net (#i) to plot (default 0)")
     p.add_argument("--title", help="figure title")
     p.add_argument("-q", "--quiet", action="store_true")
+    options.add_version(p)
     return p
 
 
@@ -56,3 +58,8 @@ def main(argv):
         drawn = sum(len(v) for k, v in artists.items() if k != "target")
         print(f"wrote {args.output} ({len(runs)} runs, {drawn} curves)")
     return 0
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

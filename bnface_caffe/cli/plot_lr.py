@@ -2,19 +2,21 @@
 import argparse
 import os
 
-from .. import prototxt
+from ..formats import prototxt
 from ..errors import UserError
 from ..proto import caffe_pb2
 from ..schedules import check
+from . import options
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="plot_lr.py", description=__doc__.split(":", 1)[1].strip())
+    p = argparse.ArgumentParser(description=__doc__.split(":", 1)[1].strip())
     p.add_argument("solvers", nargs="+", help="solver prototxt files")
     p.add_argument("-o", "--output", default="lr.png", help="PNG or SVG (default lr.png)")
     p.add_argument("--label", action="append", help="run label, once per solver (default: file name)")
     p.add_argument("--scale", type=float, help="the solvers' gen_solver --scale: iterations are "
                    "divided by it, so the x axis reads in the paper's units")
+    options.add_version(p)
     return p
 
 
@@ -37,3 +39,8 @@ def main(argv):
     plot_schedules(solvers, labels, args.output, scale=args.scale)
     print(f"wrote {args.output}")
     return 0
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

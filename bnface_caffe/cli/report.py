@@ -11,14 +11,16 @@ import argparse
 import os
 import sys
 
-from .. import curves, prototxt, report
+from .. import curves, report
+from ..formats import prototxt
 from ..errors import UserError
 from ..proto import caffe_pb2
+from . import options
 from .plot_curves import fraction
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="report.py", description=__doc__.split(":", 1)[1].strip())
+    p = argparse.ArgumentParser(description=__doc__.split(":", 1)[1].strip())
     p.add_argument("logs", nargs="+", metavar="LOG", help="Caffe training logs")
     p.add_argument("--target", type=float, default=0.80,
                    help="target test accuracy (0.80, or 80 for percent; default 0.80)")
@@ -36,6 +38,7 @@ def parser():
     p.add_argument("--test-net", type=int, default=0, help="which test net (#i) to use (default 0)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's table")
     p.add_argument("-o", "--output", help="FILE.md (also writes FILE.csv) or FILE.csv; default stdout")
+    options.add_version(p)
     return p
 
 
@@ -69,3 +72,8 @@ def main(argv):
         raise UserError(f"{args.output}: the output must end in .md or .csv")
     print("wrote " + " and ".join(written))
     return 0
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

@@ -1,31 +1,34 @@
-"""tools/reproduce.py: the paper's runs end to end (what `make demo` / `make reproduce` run).
+"""reproduce: the paper's runs end to end (what `make demo` / `make reproduce` run).
 
 Builds the data (built-in synthetic identities, or a real face folder), generates both nets
 and the five scaled solvers, trains each run, then draws the accuracy curves and the LR
-schedules and writes the paper's table. Every step is one of the project's tools, printed
-before it runs, so any step can be repeated by hand.
+schedules and writes the paper's table. Every step is one of the project's tools, run
+in this process and printed as its command line (`bnface-<tool> ...`, the same as
+`python tools/<tool>.py ...`), so any step can be repeated by hand. Paths are relative
+to the directory you run in.
 """
 import argparse
+import contextlib
 import datetime
+import io
 import json
 import os
 import platform
-import re
 import shlex
-import subprocess
-import sys
 import time
 
+from ..architectures import parse_widths
 from ..errors import UserError
+from ..formats.glog import Glog
 from ..reproduce_plan import PLANS
+from . import build_lmdb, gen_net, gen_solver, options, plot_curves, plot_lr, report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TEST_LINE = re.compile(r"Test net output #\d+: accuracy = ([0-9.eE+-]+)")
-ITER_LINE = re.compile(r"\] Iteration (\d+)")
+TOOLS = {"build_lmdb": build_lmdb, "gen_net": gen_net, "gen_solver": gen_solver,
+         "plot_curves": plot_curves, "plot_lr": plot_lr, "report": report}
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="reproduce.py", description=__doc__.split(":", 1)[1].strip())
+    p = argparse.ArgumentParser(description=__doc__.split(": ", 1)[1].split("\n\n")[0])
     p.add_argument("plan", choices=sorted(PLANS), help="demo, fast (CI) or reproduce")
     p.add_argument("--data", help="a real face folder (one sub-folder per person) instead of "
                                   "the built-in synthetic identities")
@@ -37,6 +40,7 @@ def parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a plan setting, e.g. --set original_epochs=40 "
                         "--set widths=16,32,32,64,48,96,80,160 (see reproduce_plan.Plan)")
+    options.add_version(p)
     return p
 
 
@@ -55,7 +59,13 @@ def apply_overrides(plan, settings):
             changes[key] = kind(value)
         except ValueError:
             raise UserError(f"--set {setting!r}: {value!r} is not a valid {kind.__name__}") from None
-    return dataclasses.replace(plan, **changes)
+    plan = dataclasses.replace(plan, **changes)
+    parse_widths(plan.widths)   # a bad --set widths fails now, not after the data is built
+    return plan
+
+
+def command_line(tool, args):
+    return " ".join(shlex.quote(str(a)) for a in [f"bnface-{tool.replace('_', '-')}", *args])
 
 
 class Steps:
@@ -71,41 +81,50 @@ class Steps:
     def run(self, title, tool, *args, quiet=False):
         self.done += 1
         self.say(f"({self.done}/{self.total}) {title}")
-        cmd = [sys.executable, os.path.join("tools", f"{tool}.py"), *map(str, args)]
-        print("    $ " + " ".join(shlex.quote(c) for c in cmd[1:]), flush=True)
-        result = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE if quiet else None, text=True)
-        if result.returncode != 0:
-            raise UserError(f"step failed ({tool}.py exited with {result.returncode}); "
-                            "see its message above")
-        return result
+        argv = [str(a) for a in args]
+        print("    $ " + command_line(tool, argv), flush=True)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out) if quiet else contextlib.nullcontext():
+            status = TOOLS[tool].main(argv)
+        if status:
+            raise UserError(f"step failed (bnface-{tool} returned {status})")
 
-    def train(self, title, solver, log, gpu):
-        """tools/train.py with its log going to `log`; a one-line progress report here."""
+    def train(self, title, solver, log_path, gpu):
+        """Train `solver` with the engine, its log going to `log_path` only; a one-line
+        progress report here at each test."""
+        from ..engine.train import TrainOptions, train
         self.done += 1
         self.say(f"({self.done}/{self.total}) {title}")
-        cmd = [sys.executable, os.path.join("tools", "train.py"), solver, "--backend", "engine",
-               "--log", log] + (["--gpu", gpu] if gpu is not None else [])
-        print("    $ " + " ".join(shlex.quote(c) for c in cmd[1:]) + " 2>/dev/null", flush=True)
-        started, best, last, iteration = time.time(), 0.0, None, 0
-        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                text=True, bufsize=1)
-        tail = []
-        for line in proc.stderr:
-            tail = (tail + [line])[-5:]
-            m = ITER_LINE.search(line)
-            if m:
-                iteration = int(m.group(1))
-            m = TEST_LINE.search(line)
-            if m:
-                last = float(m.group(1))
-                best = max(best, last)
-                print(f"      iteration {iteration:6d}: test accuracy {last:.4f} "
-                      f"(best {best:.4f}, {time.time() - started:5.0f} s)", flush=True)
-        if proc.wait() != 0:
-            sys.stderr.write("".join(tail))
-            raise UserError(f"training {solver} failed (exit {proc.returncode}); its log is {log}")
-        return {"seconds": round(time.time() - started, 1), "best_accuracy": best,
-                "final_accuracy": last}
+        args = [solver, "--backend", "engine", "--log", log_path] + (["--gpu", gpu] if gpu else [])
+        print("    $ " + command_line("train", args) + " 2>/dev/null", flush=True)
+        log = Glog(stderr=False)
+        log.add_file(log_path)
+        progress = Progress()
+        device = f"cuda:{gpu}" if gpu is not None else "cpu"
+        try:
+            train(TrainOptions(solver, device=device, stages=("",)), observer=progress, log=log)
+        finally:
+            log.close()
+        return {"seconds": round(time.time() - progress.started, 1), "best_accuracy": progress.best,
+                "final_accuracy": progress.last}
+
+
+class Progress:
+    """The training observer: one line per test (accuracy, best so far, seconds)."""
+
+    def __init__(self):
+        self.started, self.best, self.last, self.iterations_done = time.time(), 0.0, None, 0
+
+    def iteration(self, it, loss):
+        self.iterations_done = it
+
+    def tested(self, i, outputs):
+        if i != 0 or "accuracy" not in outputs:
+            return
+        self.last = outputs["accuracy"]
+        self.best = max(self.best, self.last)
+        print(f"      iteration {self.iterations_done:6d}: test accuracy {self.last:.4f} (best {self.best:.4f}, "
+              f"{time.time() - self.started:5.0f} s)", flush=True)
 
 
 def data_folder_name(plan, real_folder):
@@ -124,6 +143,8 @@ def count_lines(path):
 def main(argv):
     args = parser().parse_args(argv)
     plan = apply_overrides(PLANS[args.plan], args.set)
+    if args.gpu is not None:
+        options.parse_gpus(args.gpu)     # no CUDA here: say so before building anything
     out = args.out or os.path.join("results", plan.name)
     runs = plan.runs
     if args.runs:
@@ -133,7 +154,6 @@ def main(argv):
             raise UserError(f"--runs: unknown run(s) {', '.join(unknown)}; "
                             f"the runs are {', '.join(r[0] for r in runs)}")
         runs = tuple(r for r in runs if r[0] in wanted)
-    os.chdir(ROOT)
     steps = Steps(total=1 + 2 + len(runs) * 2 + 3)
     data = os.path.join(args.data_root, data_folder_name(plan, args.data))
     steps.say(f"plan '{plan.name}': {len(runs)} runs, widths {plan.widths}, results in {out}/")
@@ -175,7 +195,7 @@ def main(argv):
         steps.run(f"solver for {run}", "gen_solver", schedule, "--net", nets[net],
                   "--scale", f"{scale:.8g}", "--test-iter", plan.test_iter(test_images),
                   "--test-interval", plan.test_interval_paper(),
-                  "--display", plan.display(scale), "--snapshot", 10 ** 9,
+                  "--display", plan.display_paper(), "--snapshot", 10 ** 9,
                   "--snapshot-prefix", os.path.join(out, "snapshots", run),
                   "--solver-mode", "GPU" if args.gpu is not None else "CPU",
                   "--random-seed", plan.random_seed, "-o", solver)
@@ -196,7 +216,7 @@ def main(argv):
               "-o", os.path.join(out, "lr.png"), quiet=True)
     steps.run("the paper's table", "report", *logs, *labels, "--scale", f"{scale:.8g}",
               "--target", "0.80", "-o", os.path.join(out, "table.md"), quiet=True)
-    write_run_info(out, args, plan, scale, classes, train_images, test_images, summary,
+    write_run_info(out, argv, args, plan, scale, classes, train_images, test_images, summary,
                    minutes=(time.time() - steps.started) / 60)
     steps.say(f"done: {out}/curves.png, {out}/lr.png, {out}/table.md")
     with open(os.path.join(out, "table.md")) as f:
@@ -215,18 +235,16 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def write_run_info(out, args, plan, scale, classes, train_images, test_images, summary, minutes):
-    try:
-        import torch
-        torch_version, threads = torch.__version__, torch.get_num_threads()
-    except ImportError:  # pragma: no cover
-        torch_version, threads = None, None
+def write_run_info(out, argv, args, plan, scale, classes, train_images, test_images, summary,
+                   minutes):
+    import torch
     info = {
-        "command": "python tools/reproduce.py " + " ".join(sys.argv[1:]),
+        "command": command_line("reproduce", argv),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "minutes": round(minutes, 1),
         "machine": {"platform": platform.platform(), "cpu": cpu_model(),
-                    "cpus": os.cpu_count(), "torch": torch_version, "torch_threads": threads,
+                    "cpus": os.cpu_count(), "torch": torch.__version__,
+                    "torch_threads": torch.get_num_threads(),
                     "device": f"cuda:{args.gpu}" if args.gpu is not None else "cpu"},
         "plan": {k: v for k, v in vars(plan).items() if k != "runs"},
         "data": {"classes": classes, "train_images": train_images, "test_images": test_images,
@@ -237,3 +255,8 @@ def write_run_info(out, args, plan, scale, classes, train_images, test_images, s
     with open(os.path.join(out, "run.json"), "w") as f:
         json.dump(info, f, indent=2, default=str)
         f.write("\n")
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

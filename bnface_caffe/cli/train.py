@@ -1,9 +1,8 @@
-"""tools/train.py: train a Caffe solver prototxt, as `caffe train` does.
+"""train: train a Caffe solver prototxt, as `caffe train` does.
 
-    python tools/train.py SOLVER.prototxt [--backend auto|caffe|engine] [--gpu ID[,ID..]|all]
-        [--weights A.caffemodel[,B..]] [--snapshot X.solverstate] [--log FILE] [--fast]
-    torchrun --nproc_per_node=N -- tools/train.py SOLVER.prototxt ...   # N processes, one net
-    (the "--" keeps torchrun from reading --log as its own --log-dir)
+    bnface-train SOLVER.prototxt [--backend auto|caffe|engine] [--gpu ID[,ID..]|all]
+        [--weights A.caffemodel[,B..]] [--snapshot X.solverstate] [--log FILE] [--fast] [-q]
+    torchrun --nproc_per_node=N -m bnface_caffe.cli.train SOLVER.prototxt ...   # N processes
 
 Exit status: 0 done (or stopped by a signal after its snapshot), 1 the loss diverged,
 2 bad input.
@@ -14,103 +13,82 @@ import os
 import subprocess
 import sys
 
-from .. import backends, glog
-from ..engine import solver_setup, trainlog
+from .. import backends
+from ..engine import solver_setup
 from ..engine.distributed import launched_by_torchrun
-from ..engine.loop import TrainingDiverged
 from ..engine.signals import EFFECTS
-from ..errors import UserError
+from ..formats import caffemodel, tool_log
+from ..formats.glog import Glog
 from ..proto import caffe_pb2
+from . import options
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("solver", help="solver prototxt (paths inside are relative to where you run)")
     p.add_argument("--backend", default="auto", choices=backends.BACKENDS,
                    help="caffe: real Caffe via pycaffe; engine: ours; auto: caffe if `import "
                         "caffe` works (default)")
-    p.add_argument("--gpu", help="GPU id, comma-separated ids, or 'all' (several GPUs: one "
-                                 "process each, effective batch = batch_size x GPUs)")
+    options.add_gpu(p, several=True)
     p.add_argument("--weights", help="caffemodel(s), comma-separated, to fine-tune from")
     p.add_argument("--snapshot", help="a .solverstate to resume from")
-    p.add_argument("--log", help="also write the log to this file (Caffe's glog format)")
+    options.add_log(p)
     p.add_argument("--fast", action="store_true",
-                   help="engine only: the opt-in fast mode (TF32/channels-last/...; not "
+                   help="engine only: the opt-in fast mode (TF32/bf16/channels-last; not "
                         "bit-faithful to Caffe)")
     p.add_argument("--sigint-effect", "--sigint_effect", default="stop", choices=EFFECTS)
     p.add_argument("--sighup-effect", "--sighup_effect", default="snapshot", choices=EFFECTS)
-    p.add_argument("--level", type=int, default=0, help="train net NetState level")
-    p.add_argument("--stage", default="", help="train net NetState stages, comma-separated")
+    options.add_stage(p)
+    options.add_quiet(p, "log lines on stderr (the --log file still gets every line)")
+    options.add_version(p)
     return p
 
 
-def parse_gpus(text):
-    """None (no --gpu), or the list of CUDA device ids."""
-    if text is None:
-        return None
-    import torch
-    available = torch.cuda.device_count()
-    if text == "all":
-        ids = list(range(available))
-    else:
-        try:
-            ids = [int(t) for t in text.split(",")]
-        except ValueError:
-            raise UserError(f"--gpu {text}: give a device id, comma-separated ids, or 'all'") from None
-    if not ids or any(i < 0 or i >= available for i in ids):
-        raise UserError(f"--gpu {text}: {'no' if not available else available} CUDA device"
-                        f"{'s' if available != 1 else ''} visible here; drop --gpu to train on "
-                        "the CPU")
-    return ids
-
-
-def engine_device(param, gpu_ids):
+def engine_device(param, gpu_ids, log):
     """cpu or cuda:N, with caffe train's rule: no --gpu means the CPU unless the solver
     explicitly says solver_mode: GPU (then device_id). Under torchrun, the local rank's GPU."""
     import torch
+    wants_gpu = param.HasField("solver_mode") and param.solver_mode == caffe_pb2.SolverParameter.GPU
     if launched_by_torchrun():
-        wants_gpu = gpu_ids is not None or (param.HasField("solver_mode")
-                                            and param.solver_mode == caffe_pb2.SolverParameter.GPU)
-        if wants_gpu and torch.cuda.is_available():
+        if (gpu_ids is not None or wants_gpu) and torch.cuda.is_available():
             return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         return "cpu"
     if gpu_ids:
         return f"cuda:{gpu_ids[0]}"
-    if param.HasField("solver_mode") and param.solver_mode == caffe_pb2.SolverParameter.GPU:
+    if wants_gpu:
         if torch.cuda.is_available():
             return f"cuda:{param.device_id}"
-        glog.log.warning("caffe.cpp:190", "the solver asks for solver_mode: GPU but no CUDA "
-                                          "device is available; training on the CPU")
+        log.warning("caffe.cpp:190", "the solver asks for solver_mode: GPU but no CUDA device is "
+                                     "available; training on the CPU")
     return "cpu"
 
 
 def relaunch_with_torchrun(argv, gpu_ids):
-    """--gpu with several ids, not under torchrun: run one process per GPU via torchrun."""
+    """--gpu with several ids, not under torchrun: one process per GPU via torchrun."""
     env = dict(os.environ)
     visible = env.get("CUDA_VISIBLE_DEVICES")
     physical = [visible.split(",")[i] for i in gpu_ids] if visible else [str(i) for i in gpu_ids]
     env["CUDA_VISIBLE_DEVICES"] = ",".join(physical)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    # "--": torchrun's own parser would otherwise take options like --log for its --log-dir.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={len(gpu_ids)}", "--", os.path.join(root, "tools", "train.py")]
-    cmd += list(argv)
+           f"--nproc_per_node={len(gpu_ids)}", "-m", "bnface_caffe.cli.train", *argv]
     return subprocess.call(cmd, env=env)
 
 
-def log_device(device):
+def log_device(device, log):
     if device == "cpu":
-        trainlog.use_cpu()
+        tool_log.use_cpu(log)
         return
     import torch
     count = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if launched_by_torchrun() else 1
     ids = list(range(count)) if count > 1 else [int(device.split(":")[1])]
-    trainlog.using_gpus(ids, [torch.cuda.get_device_name(i) for i in ids])
+    tool_log.using_gpus(log, ids, [torch.cuda.get_device_name(i) for i in ids])
 
 
 class ProgressBar:
     """Iterations, ETA, last loss and test accuracy on an interactive terminal; log lines
-    are printed above it (they go through tqdm.write instead of straight to stderr)."""
+    are printed above it (a Glog sink: lines go through tqdm.write)."""
 
     def __init__(self, max_iter):
         self.max_iter, self.bar, self.accuracy = max_iter, None, None
@@ -144,62 +122,64 @@ class ProgressBar:
 
 def main(argv):
     args = parser().parse_args(argv)
-    if args.snapshot and args.weights:
-        raise UserError("give --snapshot to resume training or --weights to fine-tune, not both")
-    rank = int(os.environ.get("RANK", "0"))
-    if rank != 0:
-        glog.log.stderr = False          # only the root solver logs, as in Caffe
+    caffemodel.check_resume_or_finetune(args.snapshot, args.weights)
+    if args.weights:
+        caffemodel.weight_paths(args.weights)
     backend = backends.resolve(args.backend)
-    gpu_ids = parse_gpus(args.gpu)
+    gpu_ids = options.parse_gpus(args.gpu)
     if backend == "engine" and gpu_ids and len(gpu_ids) > 1 and not launched_by_torchrun():
         return relaunch_with_torchrun(argv, gpu_ids)
-    if args.log and rank == 0 and backend == "engine":
-        glog.log.add_file(args.log)
+    rank = int(os.environ.get("RANK", "0"))
+    # Only the root process logs, as in Caffe; the caffe backend's own glog lines reach the
+    # --log file through stderr (backends.stderr_also_to).
+    if rank != 0:
+        log = Glog.silent()
+    else:
+        log = options.make_log("train", args if backend == "engine" else
+                               argparse.Namespace(quiet=args.quiet))
     bar = None
     try:
         with (backends.stderr_also_to(args.log) if backend == "caffe" else nullcontext()):
             # The solver, its nets and LMDBs are checked, silently, before anything is
             # logged or started; then read again to log what Caffe logs while reading.
-            param = solver_setup.read_solver(args.solver, log=False)
+            param = solver_setup.read_solver(args.solver)
             train_param, _ = solver_setup.train_net(param, args.solver)
             solver_setup.check_data_sources([(train_param, f"{args.solver}: train net")]
                                             + solver_setup.test_nets(param, args.solver))
-            if rank == 0 and backend == "engine":   # (pycaffe logs this itself)
-                param = solver_setup.read_solver(args.solver, log=True)
-            if rank == 0 and sys.stderr.isatty() and backend == "engine":
+            if backend == "engine":   # (pycaffe logs this itself)
+                param = solver_setup.read_solver(args.solver, log=log)
+            if rank == 0 and sys.stderr.isatty() and backend == "engine" and not args.quiet:
                 bar = ProgressBar(param.max_iter)
-                glog.log.stderr = False
-                glog.log.files.append(bar)
+                log.stderr = False
+                log.sinks.append(bar)
             if backend == "caffe":
                 from ..engine.train import TrainOptions
                 opts = TrainOptions(args.solver, args.weights, args.snapshot, fast=args.fast,
                                     sigint_effect=args.sigint_effect,
                                     sighup_effect=args.sighup_effect)
-                return backends.train_with_pycaffe(opts, param, gpu_ids or ())
-            return _train_engine(args, param, gpu_ids, bar)
-    except TrainingDiverged as err:
-        print(f"train.py: error: {err}", file=sys.stderr)
-        return 1
+                return backends.train_with_pycaffe(opts, param, gpu_ids or (), log=log)
+            return _train_engine(args, param, gpu_ids, bar, log)
     finally:
         if bar is not None:
             bar.close()
-            glog.log.files.remove(bar)
-            glog.log.stderr = True
-        glog.log.close()
+        log.close()
 
 
-def _train_engine(args, param, gpu_ids, bar):
+def _train_engine(args, param, gpu_ids, bar, log):
     from ..engine.train import TrainOptions, train
-    device = engine_device(param, gpu_ids)
+    device = engine_device(param, gpu_ids, log)
     if int(os.environ.get("RANK", "0")) == 0:
-        log_device(device)
+        log_device(device, log)
     if device.startswith("cuda"):
         import torch
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
                         sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
-                        level=args.level, stages=tuple(args.stage.split(",")),  # "" → [""], as Caffe
-                        param=param)
-    loop = train(opts, observer=bar)
-    return 0 if loop is not None else 1
+                        level=args.level, stages=options.stages(args) or ("",), param=param)
+    train(opts, observer=bar, log=log)
+    return 0
 
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

@@ -1,5 +1,5 @@
-"""mean.binaryproto as compute_image_mean writes it: a BlobProto with the legacy shape fields
-num=1, channels, height, width and `data` = the element-wise mean of every record.
+"""compute_image_mean: the element-wise mean of every record of an LMDB (the file itself is
+formats/blobproto.py's mean.binaryproto).
 
 Caffe sums into float32 then divides by the count; we sum exactly (int64 for uint8 data) and
 divide in float32, which is the same number while count·255 < 2^24 and closer after that.
@@ -7,9 +7,9 @@ divide in float32, which is the same number while count·255 < 2^24 and closer a
 import numpy as np
 
 from ..errors import UserError
-from ..prototxt import read_binary, write_binary
+from ..formats.blobproto import write_mean_file
+from ..formats.datum import datum_array, parse
 from ..proto import caffe_pb2
-from .datum import datum_array
 from .lmdb_io import close_readonly, open_readonly
 
 CHUNK = 4096
@@ -23,9 +23,8 @@ def _chunks(path):
             datum = caffe_pb2.Datum()
             batch = []
             for key, value in txn.cursor():
-                datum.ParseFromString(value)
                 where = f"{path} record {key.decode(errors='replace')!r}"
-                batch.append(datum_array(datum, where))
+                batch.append(datum_array(parse(value, where, datum), where))
                 if len(batch) == CHUNK:
                     yield batch
                     batch = []
@@ -54,13 +53,6 @@ def image_mean(lmdb_path):
     return total.astype(np.float32) / np.float32(count), count
 
 
-def mean_blob(mean):
-    c, h, w = mean.shape
-    blob = caffe_pb2.BlobProto(num=1, channels=c, height=h, width=w)
-    blob.data.extend(mean.astype(np.float32).ravel().tolist())
-    return blob
-
-
 def channel_means(mean):
     """Per-channel mean values as compute_image_mean logs them (float32, summed in order)."""
     c = mean.shape[0]
@@ -71,16 +63,5 @@ def channel_means(mean):
 def write_mean(lmdb_path, out_path):
     """Compute the mean of `lmdb_path`, write it to `out_path`; returns (mean, count)."""
     mean, count = image_mean(lmdb_path)
-    write_binary(mean_blob(mean), out_path)
+    write_mean_file(mean, out_path)
     return mean, count
-
-
-def read_mean(path):
-    """A mean.binaryproto → C×H×W float32 (legacy num/channels/height/width or shape)."""
-    blob = read_binary(path, caffe_pb2.BlobProto)
-    dims = list(blob.shape.dim) if blob.HasField("shape") else \
-        [blob.num, blob.channels, blob.height, blob.width]
-    data = np.asarray(blob.data, np.float32)
-    if int(np.prod(dims)) != data.size:
-        raise UserError(f"{path}: BlobProto shape {dims} does not match its {data.size} values")
-    return data.reshape(dims[-3:] if len(dims) >= 3 else dims)

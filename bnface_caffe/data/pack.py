@@ -3,7 +3,7 @@ list), value a serialized Datum, committed every 1000 records."""
 import numpy as np
 from tqdm import tqdm
 
-from .datum import encode_compressed, encode_raw
+from ..formats.datum import encode_compressed, encode_raw
 from .lmdb_io import LmdbWriter
 
 

@@ -3,6 +3,6 @@
     from bnface_caffe.engine import Net, read_net
     net = Net(read_net("deploy.prototxt"), phase=caffe_pb2.TEST)
 """
-from .io import read_caffemodel, read_net, write_caffemodel  # noqa: F401
+from ..formats.upgrade import read_net  # noqa: F401
 from .layers import layer_type_list  # noqa: F401
 from .net import Net, Param  # noqa: F401

@@ -12,7 +12,7 @@ import torch
 
 from ..errors import UserError
 from ..proto import caffe_pb2
-from .blobs import count
+from ..shapes import count
 
 FAN_IN = caffe_pb2.FillerParameter.FAN_IN
 FAN_OUT = caffe_pb2.FillerParameter.FAN_OUT

@@ -16,14 +16,15 @@ import time
 
 import numpy as np
 
-from . import trainlog
+from ..errors import RunFailed
+from ..formats import solver_log
 from .signals import NONE, SNAPSHOT, STOP, NoSignals
 from .snapshot import write_snapshot
 
 f32 = np.float32
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(RunFailed):
     """The training loss became NaN or infinite."""
 
 
@@ -33,8 +34,10 @@ class SingleProcess:
 
 
 class Loop:
-    def __init__(self, solver, net, test_nets=(), actions=None, world=None, observer=None):
+    def __init__(self, solver, net, test_nets=(), actions=None, world=None, observer=None,
+                 log=None):
         self.solver, self.net, self.test_nets = solver, net, list(test_nets)
+        self.log = log if log is not None else net.log
         self.param = solver.param
         self.actions = actions or NoSignals()
         self.world = world or SingleProcess()
@@ -49,7 +52,7 @@ class Loop:
         """Train to max_iter from the solver's current iter. Returns False if stopped early."""
         p, root = self.param, self.world.is_root
         if root:
-            trainlog.solving(self.net.name, p.lr_policy)
+            solver_log.solving(self.log, self.net.name, p.lr_policy)
         self.requested_early_exit = False
         start_iter = self.solver.iter
         self.step(p.max_iter - self.solver.iter)
@@ -58,16 +61,16 @@ class Loop:
             self.snapshot()
         if self.requested_early_exit:
             if root:
-                trainlog.stopped_early()
+                solver_log.stopped_early(self.log)
             return False
         if root and p.display and it % p.display == 0:
             loss = f32(self.net.forward())      # forward only: the weights are final
             self.update_smoothed_loss(loss, start_iter)
-            trainlog.final_loss(it, self.smoothed_loss)
+            solver_log.final_loss(self.log, it, self.smoothed_loss)
         if root and p.test_interval and it % p.test_interval == 0:
             self.test_all()
         if root:
-            trainlog.optimization_done()
+            solver_log.optimization_done(self.log)
         return True
 
     # -- Step ----------------------------------------------------------------------------
@@ -97,9 +100,9 @@ class Loop:
                 # Caffe's CPU Timer counts whole milliseconds, in a float.
                 lapse = f32(int((time.perf_counter() - timer) * 1000) / 1000)
                 per_s = f32(it - self.iterations_last) / (lapse if lapse else f32(1))
-                trainlog.iteration(it, per_s, lapse, p.display, self.smoothed_loss)
+                solver_log.iteration(self.log, it, per_s, lapse, p.display, self.smoothed_loss)
                 timer, self.iterations_last = time.perf_counter(), it
-                self.log_outputs(net, trainlog.train_output)
+                self.log_outputs(net, lambda *a: solver_log.train_output(self.log, *a))
             diverged = not math.isfinite(loss)
             if self.world.size > 1:
                 # Gradients are summed across ranks and divided by their number (Caffe's NCCL
@@ -150,7 +153,7 @@ class Loop:
 
     def test(self, i):
         test_net, batches = self.test_nets[i], self.param.test_iter[i]
-        trainlog.testing(self.solver.iter, i)
+        solver_log.testing(self.log, self.solver.iter, i)
         test_net.share_trained_layers_with(self.net)
         sums, names, loss = None, [], f32(0)
         for _ in range(batches):
@@ -169,13 +172,13 @@ class Loop:
             else:
                 sums += values
         if self.requested_early_exit:
-            trainlog.test_interrupted()
+            solver_log.test_interrupted(self.log)
             return
         if self.param.test_compute_loss:
-            trainlog.test_loss(f32(loss / f32(batches)))
+            solver_log.test_loss(self.log, f32(loss / f32(batches)))
         means = [] if sums is None else sums / f32(batches)
         for k, (name, mean) in enumerate(zip(names, means)):
-            trainlog.test_output(k, name, mean, f32(test_net.loss_weights.get(name, 0)))
+            solver_log.test_output(self.log, k, name, mean, f32(test_net.loss_weights.get(name, 0)))
         if self.observer:
             self.observer.tested(i, dict(zip(names, (float(m) for m in means))))
 
@@ -192,13 +195,13 @@ class Loop:
     def snapshot(self):
         if self.world.is_root:
             self.last_snapshot = write_snapshot(self.solver, self.net, self.param.snapshot_prefix,
-                                                self.param.snapshot_diff)
+                                                self.param.snapshot_diff, self.log)
         return self.last_snapshot
 
     def stop_diverged(self, it, loss):
         where = ""
         if self.world.is_root:
-            trainlog.diverged(it, loss)
+            solver_log.diverged(self.log, it, loss)
             model, state = self.snapshot()
             where = f"; the weights that gave it are in {model} (resume with --snapshot {state})"
         raise TrainingDiverged(

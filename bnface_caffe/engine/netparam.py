@@ -7,37 +7,32 @@ reader), named `<blob>_<layer>_<top index>_split`, with tops `..._split_<j>`
 (util/insert_splits.cpp).
 """
 from ..errors import UserError
-from ..glog import log
+from ..formats import net_log
 from ..proto import caffe_pb2
 
 
-def state_meets_rule(state, rule, layer_name, logger=log):
+def state_meets_rule(state, rule, layer_name, log):
     if rule.HasField("phase") and rule.phase != state.phase:
-        logger.info("net.cpp:296", f"The NetState phase ({state.phase}) differed from the phase "
-                    f"({rule.phase}) specified by a rule in layer {layer_name}")
+        net_log.rule_phase(log, state, rule, layer_name)
         return False
     if rule.HasField("min_level") and state.level < rule.min_level:
-        logger.info("net.cpp:306", f"The NetState level ({state.level}) is above the min_level "
-                    f"({rule.min_level}) specified by a rule in layer {layer_name}")
+        net_log.rule_min_level(log, state, rule, layer_name)
         return False
     if rule.HasField("max_level") and state.level > rule.max_level:
-        logger.info("net.cpp:316", f"The NetState level ({state.level}) is above the max_level "
-                    f"({rule.max_level}) specified by a rule in layer {layer_name}")
+        net_log.rule_max_level(log, state, rule, layer_name)
         return False
     for stage in rule.stage:
         if stage not in state.stage:
-            logger.info("net.cpp:332", f"The NetState did not contain stage '{stage}' specified "
-                        f"by a rule in layer {layer_name}")
+            net_log.rule_missing_stage(log, stage, layer_name)
             return False
     for stage in rule.not_stage:
         if stage in state.stage:
-            logger.info("net.cpp:347", f"The NetState contained a not_stage '{stage}' specified "
-                        f"by a rule in layer {layer_name}")
+            net_log.rule_not_stage(log, stage, layer_name)
             return False
     return True
 
 
-def filter_net(param, state, source="<net>", logger=log):
+def filter_net(param, state, log, source="<net>"):
     """A copy of `param` holding only the layers `state` selects."""
     out = caffe_pb2.NetParameter()
     out.CopyFrom(param)
@@ -48,10 +43,10 @@ def filter_net(param, state, source="<net>", logger=log):
                             "specify either include rules or exclude rules, not both")
         keep = len(layer.include) == 0
         for rule in layer.exclude:
-            if keep and state_meets_rule(state, rule, layer.name, logger):
+            if keep and state_meets_rule(state, rule, layer.name, log):
                 keep = False
         for rule in layer.include:
-            if not keep and state_meets_rule(state, rule, layer.name, logger):
+            if not keep and state_meets_rule(state, rule, layer.name, log):
                 keep = True
         if keep:
             out.layer.add().CopyFrom(layer)

@@ -3,8 +3,8 @@
 Faithful: float32 everywhere, no TF32, deterministic algorithms (warn-only, so a
 CUDA op without a deterministic kernel still runs), cuDNN autotuning off. Fast:
 TF32 matmuls/convs, bf16 autocast on CUDA, channels-last activations, cuDNN
-autotuning. The switches are process-wide in torch, so every Net forward and
-backward re-applies its own mode (cheap assignments).
+autotuning. The switches are process-wide in torch: each Net sets them once when it is
+built (one process runs one mode).
 """
 import contextlib
 import os
@@ -15,7 +15,8 @@ import torch
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def apply(fast):
+def configure(fast):
+    """Set the process-wide torch switches for a run in this mode (once per net or run)."""
     torch.backends.cuda.matmul.allow_tf32 = fast
     torch.backends.cudnn.allow_tf32 = fast
     torch.backends.cudnn.benchmark = fast

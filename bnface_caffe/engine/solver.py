@@ -9,16 +9,18 @@ import numpy as np
 import torch
 
 from .. import schedules
-from . import trainlog, updates
+from ..formats import solver_log
+from . import updates
 
 f32 = np.float32
 
 
 class Solver:
-    def __init__(self, param, net):
+    def __init__(self, param, net, log=None):
         updates.check_solver_constants(param)
         self.param = param
         self.net = net
+        self.log = log if log is not None else net.log
         self.params = list(net.learnable_params)
         # Per-param scalars as float32 products, as Caffe computes them (Dtype·float).
         self.lr_mults = [f32(p.lr_mult) for p in self.params]
@@ -42,7 +44,7 @@ class Solver:
         """Caffe's GetLearningRate for the current iter; logs multistep's step changes."""
         rate, step = schedules.lr_at(self.param, self.iter, self.current_step)
         if self.param.lr_policy == "multistep" and step != self.current_step:
-            trainlog.multistep_status(self.iter, step)
+            solver_log.multistep_status(self.log, self.iter, step)
         self.current_step = step
         return rate
 
@@ -50,11 +52,11 @@ class Solver:
         """One weight update from the accumulated diffs; returns the rate it used."""
         rate = self.learning_rate()
         if display_now:
-            trainlog.lr_line(self.iter, rate)
+            solver_log.lr_line(self.log, self.iter, rate)
         datas, diffs = self.datas, self.diffs
         clipped = updates.clip_gradients(diffs, self.param.clip_gradients)
         if clipped:
-            trainlog.clipping(*clipped, self.param.clip_gradients)
+            solver_log.clipping(self.log, *clipped, self.param.clip_gradients)
         updates.normalize(diffs, self.param.iter_size)
         updates.regularize(datas, diffs, self.local_decays, self.param.regularization_type)
         local_rates = [float(f32(rate) * m) for m in self.lr_mults]

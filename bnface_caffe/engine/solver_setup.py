@@ -11,10 +11,11 @@ in, as in Caffe.
 """
 import os
 
-from .. import prototxt, schedules
+from .. import schedules
+from ..formats import prototxt, solver_log
 from ..errors import UserError
 from ..proto import caffe_pb2
-from . import trainlog, updates
+from . import updates
 
 TYPE_OF_ENUM = {caffe_pb2.SolverParameter.SGD: "SGD", caffe_pb2.SolverParameter.NESTEROV: "Nesterov",
                 caffe_pb2.SolverParameter.ADAGRAD: "AdaGrad",
@@ -23,8 +24,9 @@ TYPE_OF_ENUM = {caffe_pb2.SolverParameter.SGD: "SGD", caffe_pb2.SolverParameter.
 TRAIN_NET_FIELDS = ("net", "net_param", "train_net", "train_net_param")
 
 
-def read_solver(path, log=True):
-    """The SolverParameter in `path`, upgraded and checked as Caffe would (UserError if not)."""
+def read_solver(path, log=None):
+    """The SolverParameter in `path`, upgraded and checked as Caffe would (UserError if not);
+    the upgrade lines go to `log` when one is given."""
     if not os.path.exists(path):
         raise UserError(f"{path}: no such solver file")
     solver = prototxt.read_text(path, caffe_pb2.SolverParameter)
@@ -34,8 +36,8 @@ def read_solver(path, log=True):
                             "(string) cannot both be given; keep `type`")
         solver.type = TYPE_OF_ENUM[solver.solver_type]
         solver.ClearField("solver_type")
-        if log:
-            trainlog.solver_type_upgraded(path)
+        if log is not None:
+            solver_log.solver_type_upgraded(log, path)
     _fix_snapshot_prefix(path, solver, log)
     check(solver, path)
     return solver
@@ -53,8 +55,8 @@ def _fix_snapshot_prefix(path, solver, log):
         was_directory = True
     else:
         return
-    if log:
-        trainlog.snapshot_prefix_set(solver.snapshot_prefix, was_directory)
+    if log is not None:
+        solver_log.snapshot_prefix_set(log, solver.snapshot_prefix, was_directory)
 
 
 def check(solver, source="solver"):

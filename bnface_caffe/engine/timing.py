@@ -27,7 +27,6 @@ def _clock(device):
 def layerwise_pass(net, forward_us, backward_us):
     """One forward and one backward, layer by layer; adds microseconds per layer."""
     now = _clock(net.device)
-    precision.apply(net.fast)
     values = {}           # blob name -> (tensor, (producer node, top index))
     made, read = [], []   # per node: its top tensors; its bottom copies with their producers
     with precision.autocast(net.fast, net.device):

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..glog import log
+from ..formats.glog import Glog
 from ..proto import caffe_pb2
-from .blobs import read_mean_file
+from ..formats.blobproto import read_mean_file
 
 
 class Transformer:
-    def __init__(self, param, phase, where, seed=None, logger=log):
+    def __init__(self, param, phase, where, seed=None, logger=None):
         self.where = where
         self.scale = np.float32(param.scale)
         self.mirror = param.mirror
@@ -28,7 +28,7 @@ class Transformer:
         self.mean_image = None
         self.mean_values = None
         if param.mean_file:
-            logger.info("data_transformer.cpp:25", f"Loading mean file from: {param.mean_file}")
+            (logger if logger is not None else Glog.silent()).info("data_transformer.cpp:25", f"Loading mean file from: {param.mean_file}")
             self.mean_image = read_mean_file(param.mean_file)
         elif len(param.mean_value):
             self.mean_values = np.asarray(param.mean_value, dtype=np.float32)

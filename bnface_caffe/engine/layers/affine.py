@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import fillers
-from ..blobs import count, shape_string
+from ...shapes import count, shape_string
 from .base import Layer, register
 from .caffe_backward import refuse_gradient
 

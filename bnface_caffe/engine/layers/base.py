@@ -9,9 +9,11 @@ torch.autograd.Function. Adding a layer = one class with @register + one test.
 import torch
 
 from ...errors import UserError
-from ...glog import log
+from ...formats import net_log
+from ...formats.glog import Glog
 from .. import fillers
-from ..blobs import canonical_axis, proto_shape, proto_shape_matches, proto_to_array, shape_string
+from ...formats.blobproto import proto_shape, proto_shape_matches, proto_to_array
+from ...shapes import canonical_axis, shape_string
 
 LAYERS = {}
 
@@ -27,13 +29,17 @@ def layer_type_list():
 
 
 def create_layer(param, phase, where="", logger=None):
-    (logger or log).info("layer_factory.hpp:77", f"Creating layer {param.name}")
+    """A new layer of `param.type` (Caffe's LayerRegistry::CreateLayer)."""
+    log = logger if logger is not None else Glog.silent()
+    net_log.creating_layer(log, param.name)
     cls = LAYERS.get(param.type)
     if cls is None:
         what = f"unknown layer type '{param.type}'" if param.type else "no layer type given"
         raise UserError(f"{where}layer '{param.name}': {what}; the engine supports "
                         f"{', '.join(layer_type_list())}")
-    return cls(param, phase)
+    layer = cls(param, phase)
+    layer.log = log
+    return layer
 
 
 class Layer:
@@ -52,7 +58,7 @@ class Layer:
         self.param_grad = []        # per blob: this layer computes its gradient (lr_mult != 0)
         self.fast = False           # set by Net: fast (autocast) mode
         self.device = "cpu"         # set by Net: where tops made from nothing (data) go
-        self.log = log              # set by Net: the net's logger
+        self.log = Glog.silent()    # create_layer gives the net's logger
 
     # -- helpers -------------------------------------------------------------------
     def error(self, message):
@@ -71,7 +77,7 @@ class Layer:
         ones the LayerParameter already carries (Caffe: 'Skipping parameter
         initialization'), checking their shapes."""
         if len(self.param.blobs):
-            self.log.info("layer.cpp:0", "Skipping parameter initialization")
+            net_log.skipping_parameter_initialization(self.log)
             if len(self.param.blobs) != len(specs):
                 raise self.error(f"the layer definition carries {len(self.param.blobs)} blobs, "
                                  f"expected {len(specs)}")

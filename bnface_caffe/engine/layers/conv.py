@@ -15,26 +15,11 @@ Im2col lays out each item's windows as [C * prod(k), out...], channel-major.
 import torch
 import torch.nn.functional as F
 
-from ..blobs import shape_string
+from ...shapes import conv_output_size, deconv_output_size, shape_string
 from .base import Layer, register
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-
-
-def _trunc_div(a, b):
-    """C++ integer division (rounds toward zero)."""
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b > 0) else -q
-
-
-def conv_output_size(size, kernel, stride, pad, dilation):
-    extent = dilation * (kernel - 1) + 1
-    return _trunc_div(size + 2 * pad - extent, stride) + 1
-
-
-def deconv_output_size(size, kernel, stride, pad, dilation):
-    return stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
 
 
 def past_end(size, out, kernel, stride, pad, dilation):

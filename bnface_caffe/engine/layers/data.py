@@ -17,7 +17,7 @@ import torch
 
 from ...errors import UserError
 from ...proto import caffe_pb2
-from ..blobs import shape_string
+from ...shapes import shape_string
 from ..transform import Transformer
 from .base import Layer, register
 
@@ -84,7 +84,7 @@ class Data(Layer):
                         f"{dp.source} is an LMDB; reading it as LMDB")
         self.batch_size = int(dp.batch_size)
         self.prefetcher = _Prefetcher(dp.source, self.rank, self.world_size, self.batch_size,
-                                      max(1, int(dp.prefetch)))
+                                      max(1, int(dp.prefetch)), self.log)
         self.datum_shape = self.prefetcher.datum_shape()
         self.log.info("db_lmdb.cpp:35", f"Opened lmdb {dp.source}")
 
@@ -126,11 +126,12 @@ class Data(Layer):
 class _Prefetcher:
     """A daemon thread owning the DatumReader: fills a queue with transformed batches."""
 
-    def __init__(self, source, rank, world_size, batch_size, depth):
+    def __init__(self, source, rank, world_size, batch_size, depth, log):
         self.queue = queue.Queue(maxsize=depth)
         self.shape_box = queue.Queue(maxsize=1)
         self.transformer_box = queue.Queue(maxsize=1)
         self.args = (source, rank, world_size, batch_size)
+        self.log = log
         self.stopped = False
         self.thread = threading.Thread(target=self._run, name=f"prefetch:{source}", daemon=True)
         self.thread.start()
@@ -167,7 +168,7 @@ class _Prefetcher:
         source, rank, world_size, batch_size = self.args
         try:
             from ...data.reader import DatumReader
-            reader = DatumReader(source, rank=rank, world_size=world_size)
+            reader = DatumReader(source, rank=rank, world_size=world_size, log=self.log)
             self.shape_box.put(("ok", tuple(int(d) for d in reader.datum_shape)))
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
             self.shape_box.put(("error", _as_user_error(err, source)))

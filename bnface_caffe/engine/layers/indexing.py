@@ -9,7 +9,7 @@ batch, as Caffe's first Reshape does, and each forward keeps the selected items.
 """
 import torch
 
-from ..blobs import shape_string
+from ...shapes import shape_string
 from .base import Layer, register
 from .caffe_backward import refuse_gradient
 

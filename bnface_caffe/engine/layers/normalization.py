@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ...proto import caffe_pb2
 from .. import fillers
-from ..blobs import shape_string
+from ...shapes import shape_string
 from .base import Layer, register
 from .caffe_backward import runs_in_place
 

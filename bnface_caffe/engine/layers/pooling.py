@@ -9,27 +9,17 @@ windows, divisor and tie rule, but a different output size in two corners (no
 clip rule without pad in Caffe; PyTorch refuses pad > k/2): there the layer pads
 explicitly and pools without padding, which is exact too.
 """
-import math
 
 import torch
-from google.protobuf import text_format
 import torch.nn.functional as F
+from google.protobuf import text_format
 
 from ...proto import caffe_pb2
-from ..blobs import count, shape_string
+from ...shapes import count, pool_output_size, shape_string
 from .base import Layer, register
 
 P = caffe_pb2.PoolingParameter
 FLT_MAX = 3.4028234663852886e38
-
-
-def caffe_pooled_size(size, kernel, stride, pad, ceil_mode=True):
-    """PoolingLayer::Reshape's output size for one axis (may be <= 0 for a bad net)."""
-    span = float(size + 2 * pad - kernel) / stride
-    out = int(math.ceil(span) if ceil_mode else math.floor(span)) + 1
-    if pad and (out - 1) * stride >= size + pad:
-        out -= 1  # the last window must start inside the image or the leading pad
-    return out
 
 
 def torch_pooled_size(size, kernel, stride, pad, ceil_mode=True):
@@ -89,7 +79,7 @@ class Pooling(Layer):
         n, c, h, w = shape
         if self.global_pooling:
             self.kernel = (h, w)
-        out = [caffe_pooled_size(size, k, s, pd, self.ceil_mode)
+        out = [pool_output_size(size, k, s, pd, self.ceil_mode)
                for size, k, s, pd in zip((h, w), self.kernel, self.stride, self.pad)]
         if min(out) <= 0:
             raise self.error(f"a {self.kernel[0]}x{self.kernel[1]} window (stride "

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ...proto import caffe_pb2
-from ..blobs import count, shape_string
+from ...shapes import count, shape_string
 from .base import Layer, register
 from .caffe_backward import refuse_gradient
 

@@ -11,7 +11,7 @@ class's score besides itself (ties count against it).
 import torch
 
 from ...proto import caffe_pb2
-from ..blobs import count, shape_string
+from ...shapes import count, shape_string
 from .base import Layer, register
 
 FLT_MIN = 1.1754943508222875e-38

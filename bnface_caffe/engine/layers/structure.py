@@ -12,7 +12,7 @@ in place is refused: Caffe's computes a wrong result there.
 import torch
 
 from ...proto import caffe_pb2
-from ..blobs import count, shape_string
+from ...shapes import count, shape_string
 from .base import Layer, register
 from .caffe_backward import runs_in_place
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from bnface_caffe import glog, prototxt
+from bnface_caffe.formats import glog, prototxt
 from bnface_caffe.engine import snapshot as snapshots
 from bnface_caffe.engine.loop import Loop
 from bnface_caffe.engine.train import TrainOptions, build
@@ -30,8 +30,8 @@ class _Fd2:
         pass
 
 
-glog.log.stderr = False
-glog.log.files.append(_Fd2())
+_log = glog.Glog(stderr=False)
+_log.sinks.append(_Fd2())
 
 
 def set_mode_cpu():
@@ -77,7 +77,8 @@ class _World:
 class Solver:
     def __init__(self, path):
         device = f"cuda:{_mode['device']}" if _mode["gpu"] else "cpu"
-        self._param, self._solver, net, tests = build(TrainOptions(path, device=device), _World())
+        self._param, self._solver, net, tests = build(TrainOptions(path, device=device), _World(),
+                                                      _log)
         self.net = Net(net)
         self.test_nets = [Net(t) for t in tests]
         self._loop = Loop(self._solver, net, tests)

@@ -8,28 +8,12 @@ Python floats: parsing packed floats is done by protobuf's C code.
 import numpy as np
 import torch
 
+from ..errors import UserError
 from ..proto import caffe_pb2
+from ..shapes import count
+from . import prototxt
 
 LEGACY_FIELDS = ("num", "channels", "height", "width")
-
-
-def shape_string(shape):
-    """Blob::shape_string(): '64 32 50 50 (5120000)'; a 0-axis blob is '(1)'."""
-    return "".join(f"{d} " for d in shape) + f"({count(shape)})"
-
-
-def count(shape, start=0, end=None):
-    n = 1
-    for d in tuple(shape)[start:end]:
-        n *= int(d)
-    return n
-
-
-def canonical_axis(axis, num_axes):
-    """Blob::CanonicalAxisIndex: negative axes count from the end; None if out of range."""
-    if not -num_axes <= axis < max(num_axes, 1):
-        return None
-    return axis + num_axes if axis < 0 else axis
 
 
 def proto_shape(blob):
@@ -129,10 +113,24 @@ def _packed_floats(blob):
     return np.frombuffer(raw, dtype="<f4", count=length // 4, offset=pos).astype(np.float32)
 
 
+# -- mean.binaryproto ---------------------------------------------------------------------
+# compute_image_mean writes one BlobProto with the legacy fields num=1, channels, height,
+# width and the mean image as `data`; the DataTransformer reads it back as C×H×W.
+
+def mean_to_proto(mean):
+    """A C×H×W mean image as compute_image_mean's BlobProto (legacy shape fields)."""
+    c, h, w = mean.shape
+    blob = caffe_pb2.BlobProto(num=1, channels=c, height=h, width=w)
+    blob.data.extend(np.asarray(mean, np.float32).ravel().tolist())
+    return blob
+
+
+def write_mean_file(mean, path):
+    prototxt.write_binary(mean_to_proto(mean), path)
+
+
 def read_mean_file(path):
     """mean.binaryproto -> float32 array [C, H, W] (Caffe's DataTransformer mean)."""
-    from .. import prototxt
-    from ..errors import UserError
     blob = prototxt.read_binary(path, caffe_pb2.BlobProto)
     try:
         mean = proto_to_array(blob)

@@ -10,7 +10,7 @@ import tempfile
 from google.protobuf import message as _message
 from google.protobuf import text_format
 
-from .errors import UserError, at
+from ..errors import UserError, at
 
 
 def parse_text(text, message_cls, source="<string>"):
@@ -79,7 +79,16 @@ def _read(path, mode):
 
 
 def _atomic_write(path, data):
-    """Write `data` to `path` via a temporary file in the same folder, then rename."""
+    """Write `data` to `path` via a temporary file in the same folder, then rename; an OS
+    error (no such folder, not writable, disk full) is one UserError naming the path."""
+    try:
+        _write_via_temporary(path, data)
+    except OSError as err:
+        raise UserError(f"{path}: cannot write ({err.strerror or err}); nothing was written "
+                        "there") from None
+
+
+def _write_via_temporary(path, data):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder)

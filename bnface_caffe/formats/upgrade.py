@@ -9,7 +9,7 @@ BatchNorm layers declaring exactly three param{} -> lr_mult and decay_mult 0.
 Applies to prototxts and to caffemodels alike.
 """
 from ..errors import UserError
-from ..glog import log as _log
+from .glog import Glog
 from ..proto import caffe_pb2
 
 V1 = caffe_pb2.V1LayerParameter
@@ -88,7 +88,7 @@ V0_TRANSFORM = {"scale": "scale", "meanfile": "mean_file", "cropsize": "crop_siz
 
 def upgrade_net(param, source="<net>", logger=None):
     """A copy of NetParameter `param` in the current format (the input is not changed)."""
-    log = logger or _log
+    log = logger if logger is not None else Glog()
     net = caffe_pb2.NetParameter()
     net.CopyFrom(param)
     if any(layer.HasField("layer") for layer in net.layers):
@@ -136,7 +136,7 @@ def upgrade_net(param, source="<net>", logger=None):
     return net
 
 
-def _v1_to_v2(net, source, log=_log):
+def _v1_to_v2(net, source, log):
     if len(net.layer):
         raise UserError(f"{source}: the net mixes 'layer' and legacy 'layers' entries; rewrite the "
                         "'layers { type: ENUM }' entries as 'layer { type: \"Name\" }'")
@@ -148,7 +148,7 @@ def _v1_to_v2(net, source, log=_log):
     return out
 
 
-def _v1_layer(old, index, source, log=_log):
+def _v1_layer(old, index, source, log):
     new = caffe_pb2.LayerParameter()
     new.bottom.extend(old.bottom)
     new.top.extend(old.top)
@@ -234,7 +234,7 @@ def _upgrade_input(net, source):
     net.ClearField("input_dim")
 
 
-def _v0_to_v1(net, source, log=_log):
+def _v0_to_v1(net, source, log):
     """V0 -> V1: fold padding layers into the following conv/pool, then map fields."""
     last_producer = {name: -1 for name in net.input}
     kept = []
@@ -276,7 +276,7 @@ def _copy(msg):
     return new
 
 
-def _v0_layer(conn, source, log=_log):
+def _v0_layer(conn, source, log):
     new = V1()
     new.bottom.extend(conn.bottom)
     new.top.extend(conn.top)
@@ -317,3 +317,9 @@ def _v0_layer(conn, source, log=_log):
         else:
             setattr(holder, sub, value)
     return new
+
+
+def read_net(path, log=None):
+    """A text net prototxt, upgraded: Caffe's ReadNetParamsFromTextFileOrDie."""
+    from . import prototxt
+    return upgrade_net(prototxt.read_text(path, caffe_pb2.NetParameter), path, log)

@@ -73,11 +73,63 @@ def datum_array(datum, where="record"):
     return values.reshape(shape)
 
 
-def decode(value, where="record"):
-    """Serialized Datum → (C×H×W array, label)."""
-    datum = caffe_pb2.Datum()
+def parse(value, where="record", datum=None):
+    """Serialized bytes → caffe.Datum (into `datum` when given, to reuse one message)."""
+    datum = datum if datum is not None else caffe_pb2.Datum()
     try:
         datum.ParseFromString(bytes(value))
     except Exception:
-        raise UserError(f"{where}: not a serialized caffe.Datum ({len(value)} bytes)") from None
+        raise UserError(f"{where}: not a serialized caffe.Datum ({len(value)} bytes); is this "
+                        "a Caffe data LMDB?") from None
+    return datum
+
+
+def decode(value, where="record"):
+    """Serialized Datum → (C×H×W array, label)."""
+    datum = parse(value, where)
     return datum_array(datum, where), datum.label
+
+
+def decode_batch(records, where):
+    """[(key, value)] → (images [n,C,H,W] uint8, or float32 when a record carries float_data;
+    labels int32 [n]); `where(key)` names a record in errors. Records of raw uint8 data all of
+    the first one's size are joined in one copy (the Data layer's hot path)."""
+    datum = caffe_pb2.Datum()
+    first = parse(records[0][1], where(records[0][0]), datum)
+    if not first.encoded and first.data:
+        shape = (first.channels, first.height, first.width)
+        raw = _raw_batch(records, shape, where, datum)
+        if raw is not None:
+            return raw
+    return _generic_batch(records, where, datum)
+
+
+def _raw_batch(records, shape, where, datum):
+    size = shape[0] * shape[1] * shape[2]
+    chunks, labels = [], []
+    for key, value in records:
+        parse(value, where(key), datum)
+        data = datum.data
+        if len(data) != size or datum.encoded:
+            if datum.encoded or not data:
+                return None  # a mixed LMDB: the caller decodes one by one
+            raise UserError(f"{where(key)}: {len(data)} data bytes, but the batch's first "
+                            f"record has shape {shape} ({size} bytes)")
+        chunks.append(data)
+        labels.append(datum.label)
+    images = np.frombuffer(b"".join(chunks), np.uint8).reshape((len(records),) + shape)
+    return images, np.array(labels, np.int32)
+
+
+def _generic_batch(records, where, datum):
+    arrays, labels = [], np.empty(len(records), np.int32)
+    for i, (key, value) in enumerate(records):
+        parse(value, where(key), datum)
+        array = datum_array(datum, where(key))
+        if arrays and array.shape != arrays[0].shape:
+            raise UserError(f"{where(key)}: shape {array.shape} differs from the batch's first "
+                            f"record {arrays[0].shape}")
+        arrays.append(array)
+        labels[i] = datum.label
+    dtype = np.float32 if any(a.dtype != np.uint8 for a in arrays) else np.uint8
+    return np.stack(arrays).astype(dtype, copy=False), labels

@@ -1,0 +1,120 @@
+"""The flags every tool spells the same way, and the logger a tool hands down.
+
+--gpu ID[,ID...]|all (one-device tools use the first, as `caffe time` does), --stage
+A,B (comma-separated and repeatable: both forms add up), -q/--quiet, --version, and
+--log FILE for tools that log. `make_log` builds the run's Glog from these flags and
+glog's own environment variables; nothing else configures logging.
+"""
+import argparse
+import os
+
+from .. import __version__
+from ..errors import UserError
+from ..formats.glog import Glog
+
+
+def add_version(p):
+    p.add_argument("--version", action="version", version=f"%(prog)s (bnface-caffe) {__version__}")
+
+
+def add_quiet(p, what="progress and set-up lines on stderr (warnings and errors stay)"):
+    p.add_argument("-q", "--quiet", action="store_true", help=f"no {what}")
+
+
+def add_gpu(p, several=False):
+    help_text = ("GPU id, comma-separated ids, or 'all'" if several else
+                 "GPU id (given several ids or 'all', the first is used, as `caffe` does)")
+    p.add_argument("--gpu", "-gpu", metavar="ID[,ID..]|all", help=help_text + "; default: CPU")
+
+
+def add_stage(p):
+    p.add_argument("--level", type=int, default=0, help="NetState level (default 0)")
+    p.add_argument("--stage", action="append", default=[], metavar="A[,B..]",
+                   help="NetState stages, comma-separated; repeatable")
+
+
+def stages(args):
+    """The --stage values as one tuple ('--stage a,b --stage c' → ('a', 'b', 'c'))."""
+    return tuple(s for text in args.stage for s in text.split(",") if s)
+
+
+def parse_gpus(text):
+    """None (no --gpu: the CPU), or the list of CUDA device ids, checked against this machine."""
+    if text is None:
+        return None
+    import torch
+    available = torch.cuda.device_count()
+    if text == "all":
+        ids = list(range(available))
+    else:
+        try:
+            ids = [int(t) for t in text.split(",")]
+        except ValueError:
+            raise UserError(f"--gpu {text}: give a device id, comma-separated ids, or 'all'") from None
+    if not ids or any(i < 0 or i >= available for i in ids):
+        raise UserError(f"--gpu {text}: {'no' if not available else available} CUDA device"
+                        f"{'s' if available != 1 else ''} visible here; drop --gpu to run on "
+                        "the CPU")
+    return ids
+
+
+def add_log(p):
+    p.add_argument("--log", help="also write the log to this file (Caffe's glog format)")
+
+
+def make_log(program, args=None, to_stderr=True):
+    """The run's Glog: stderr (unless `to_stderr` is False), --quiet, --log FILE, and glog's
+    GLOG_minloglevel / GLOG_logtostderr / GLOG_log_dir."""
+    quiet = bool(getattr(args, "quiet", False))
+    log = Glog.from_environment(program, quiet=quiet)
+    log.stderr = to_stderr
+    path = getattr(args, "log", None)
+    if path:
+        check_writable(path, "--log")
+        log.add_file(path)
+    return log
+
+
+def check_writable(path, flag="-o"):
+    """An output path must be a file in a folder we can write: one clear line otherwise."""
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path}: is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    probe = folder
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.access(probe, os.W_OK):
+        raise UserError(f"{flag} {path}: cannot write there ({probe} is not writable)")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UserError(f"{flag} {path}: the file is not writable")
+    return path
+
+
+def single_device(gpu_text, log):
+    """The one device of a tool that runs on one (`caffe time`/`test` use the first --gpu id),
+    logged as those do."""
+    import torch
+
+    from ..formats import tool_log
+    ids = parse_gpus(gpu_text)
+    if not ids:
+        tool_log.use_cpu(log, "caffe.cpp:343")
+        return torch.device("cpu")
+    tool_log.use_gpu(log, ids[0], torch.cuda.get_device_name(ids[0]))
+    return torch.device("cuda", ids[0])
+
+
+def add_pixel_scale(p, default=None, help_text="pixel multiplier after the mean"):
+    """--pixel-scale (the transform's `scale`); the old spelling --scale still works here,
+    with a warning, since --scale now means the iteration scale in every tool."""
+    p.add_argument("--pixel-scale", type=float, default=default, help=help_text)
+    p.add_argument("--scale", dest="deprecated_pixel_scale", type=float, help=argparse.SUPPRESS)
+
+
+def pixel_scale(args, program):
+    if args.deprecated_pixel_scale is None:
+        return args.pixel_scale
+    import sys
+    print(f"{program}: warning: --scale as the pixel multiplier is deprecated; use --pixel-scale "
+          "(--scale is the iteration scale in the other tools)", file=sys.stderr)
+    return args.deprecated_pixel_scale

@@ -1,0 +1,14 @@
+"""Caffe's file formats, one module per artifact; every other package reads and writes
+Caffe files through these.
+
+    prototxt     text and binary protobuf files (atomic writes, located errors)
+    upgrade      old net definitions brought up to date (V0/V1 layers, input fields)
+    blobproto    BlobProto <-> arrays, and mean.binaryproto
+    datum        Datum records (LMDB values), incl. the raw batch fast path
+    caffemodel   .caffemodel weights: the one way in, with every refusal
+    solverstate  .solverstate snapshots
+    glog         glog's line format, written (Glog) and read (parse_prefix)
+    solver_log   the solver's log lines, writers beside the patterns that read them
+    net_log      the net set-up lines ("Top shape: ...")
+    tool_log     the `caffe` tool's lines (train, time)
+"""
