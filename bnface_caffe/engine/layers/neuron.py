@@ -3,10 +3,11 @@
 ReLU (negative_slope; gradient slope at x <= 0), PReLU (per-channel or shared
 slope, default filler 0.25), Dropout (TRAIN: keep with 1-p, scale 1/(1-p); TEST:
 identity), Sigmoid, TanH, AbsVal, ELU, Exp, Swish: autograd gives Caffe's
-gradients. Power, BNLL, Clip and Log compute Caffe's own Backward_cpu formulas
-(caffe_backward.elementwise), which differ from the exact gradient where the
-formula divides by zero (Power) and when the layer runs in place (Caffe then
-reads the overwritten bottom). Threshold has no backward in Caffe.
+gradients, in place too. Power, BNLL, Clip and Log compute Caffe's own
+Backward_cpu formulas (caffe_backward.elementwise), which differ from the exact
+gradient where the formula divides by zero (Power) and when the layer runs in
+place: Caffe then reads the overwritten bottom (BNLL, Clip), and Log and Power
+also overwrite the shared diff before reading it. Threshold has no backward.
 """
 import math
 
