@@ -19,8 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from bnface_caffe.data import build, synthetic  # noqa: E402
-from bnface_caffe.data.reader import DatumReader  # noqa: E402
-from bnface_caffe.formats.glog import log  # noqa: E402
+from bnface_caffe.engine.data_reader import DatumReader  # noqa: E402
 
 
 def make_jpegs(root, images, people=100, side=250):
@@ -53,8 +52,7 @@ def timed_build(**kw):
 
 def read_rate(path, batch=256, seconds=2.0):
     """Images/s of next_batch + conversion to a float32 batch, one thread."""
-    log.stderr = False  # wrapping around logs Caffe's restart line each pass
-    reader = DatumReader(path)
+    reader = DatumReader(path)   # silent: wrapping around logs Caffe's restart line
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         images, labels = reader.next_batch(batch)
@@ -62,7 +60,6 @@ def read_rate(path, batch=256, seconds=2.0):
         n += len(floats)
     rate = n / (time.perf_counter() - t0)
     reader.close()
-    log.stderr = True
     return rate
 
 

@@ -23,12 +23,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from bnface_caffe.architectures import DEFAULT_WIDTHS, NetOptions, build_net  # noqa: E402
+from bnface_caffe.architectures import NetOptions, build_net  # noqa: E402
 from bnface_caffe.engine import Net  # noqa: E402
-from bnface_caffe.formats.glog import log  # noqa: E402
+from bnface_caffe.formats.glog import Glog  # noqa: E402
 from bnface_caffe.proto import caffe_pb2  # noqa: E402
 
-CLASSES = 14700
+from bnface_caffe.paper import NUM_CLASSES as CLASSES  # noqa: E402
 LR, MOMENTUM, DECAY = 0.01, 0.9, 5e-4
 
 
@@ -40,32 +40,43 @@ def engine_net(bn, batch, device, fast):
     data.input_param.shape.add(dim=[batch, 1, 50, 50])
     data.input_param.shape.add(dim=[batch])
     p.layer.extend(layers)
-    return Net(p, phase=caffe_pb2.TRAIN, device=device, fast=fast)
+    return Net(p, phase=caffe_pb2.TRAIN, device=device, fast=fast, logger=Glog.silent())
 
 
 class Plain(nn.Module):
-    """The same net written directly in torch.nn (ceil-mode pools, Caffe's layout)."""
+    """The same net written directly in torch.nn, read off the generated NetParameter (so it is
+    the net the generator makes, layer for layer): Convolution → Conv2d, BatchNorm + Scale →
+    BatchNorm2d (affine), ReLU, Pooling (MAX ceil-mode, AVE), Dropout, InnerProduct → Linear."""
 
-    def __init__(self, bn):
+    def __init__(self, bn, classes=None, net_param=None):
         super().__init__()
-        w = DEFAULT_WIDTHS
-        blocks = [[w[0], w[1]], [w[3]] if bn else [w[2], w[3]], [w[4], w[5]], [w[6], w[7]]]
+        param = net_param or build_net(NetOptions(bn=bn, num_classes=classes or CLASSES))
         layers, c = [], 1
-        for i, widths in enumerate(blocks):
-            for j, width in enumerate(widths):
-                layers.append(nn.Conv2d(c, width, 3, padding=1, bias=not (bn and j == 0)))
-                if bn and j == 0:
-                    layers.append(nn.BatchNorm2d(width, eps=1e-5, momentum=0.001))
+        for layer in param.layer:
+            kind = layer.type
+            if kind == "Convolution":
+                p = layer.convolution_param
+                layers.append(nn.Conv2d(c, p.num_output, p.kernel_size[0], padding=p.pad[0],
+                                        bias=p.bias_term))
+                c = p.num_output
+            elif kind == "BatchNorm":
+                layers.append(nn.BatchNorm2d(c, eps=layer.batch_norm_param.eps,
+                                             momentum=1 - layer.batch_norm_param.moving_average_fraction))
+            elif kind == "ReLU":
                 layers.append(nn.ReLU())
-                c = width
-            layers.append(nn.MaxPool2d(2, 2, ceil_mode=True) if i < 3 else nn.AvgPool2d(7, 1))
-        if not bn:
-            layers.append(nn.Dropout(0.5))
-        self.features = nn.Sequential(*layers)
-        self.fc = nn.Linear(c, CLASSES)
+            elif kind == "Pooling":
+                p = layer.pooling_param
+                pool = nn.MaxPool2d if p.pool == caffe_pb2.PoolingParameter.MAX else nn.AvgPool2d
+                layers.append(pool(p.kernel_size, p.stride, ceil_mode=True))
+            elif kind == "Dropout":
+                layers.append(nn.Dropout(layer.dropout_param.dropout_ratio))
+            elif kind == "InnerProduct":
+                layers.append(nn.Flatten())
+                layers.append(nn.Linear(c, layer.inner_product_param.num_output))
+        self.layers = nn.Sequential(*layers)
 
     def forward(self, x):
-        return self.fc(self.features(x).flatten(1))
+        return self.layers(x)
 
 
 def caffe_sgd(groups):
@@ -121,7 +132,6 @@ def time_plain(model, opt, x, y, iters, sync, fast, step):
 
 
 def bench(bn, args, device):
-    log.stderr = False
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     x = torch.rand(args.batch, 1, 50, 50, device=device)

@@ -14,7 +14,6 @@ net; on an H200 ≥ 15k img/s faithful and ≥ 50k img/s fast mode.
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -25,8 +24,9 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-BATCH, CLASSES, WARMUP = 64, 14700, 2
-STAMP = re.compile(r"^I\d{4} (\d\d):(\d\d):(\d\d\.\d+) +\d+ solver\.cpp:\d+\] Iteration (\d+) \(")
+from bnface_caffe.paper import NUM_CLASSES as CLASSES  # noqa: E402
+
+BATCH, WARMUP = 64, 2
 
 
 def make_data(folder):
@@ -55,12 +55,10 @@ def write_run(folder, data, bn, iters, device_mode="CPU"):
 
 
 def images_per_s_from_log(path):
-    """Throughput between iteration WARMUP and the last displayed iteration."""
-    stamps = {}
-    for line in open(path, errors="replace"):
-        m = STAMP.match(line)
-        if m:
-            stamps[int(m.group(4))] = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    """Throughput between iteration WARMUP and the last displayed iteration, from the
+    timestamps of the "Iteration N (...), loss = X" lines (the log parser reads them)."""
+    from bnface_caffe.caffelog import parse_log
+    stamps = {it: seconds for it, seconds, _ in parse_log(path).loss_points}
     last = max(stamps)
     return BATCH * (last - WARMUP) / (stamps[last] - stamps[WARMUP])
 
@@ -88,16 +86,14 @@ def run_plain(net_param, bn, iters, threads, device="cpu"):
     import torch
     import torch.nn.functional as F
     from bench_net import Plain
-    from bnface_caffe.data.reader import DatumReader
+    from bnface_caffe.engine.data_reader import DatumReader
     from bnface_caffe.formats.blobproto import read_mean_file
-    from bnface_caffe.formats.glog import log
-    log.stderr = False
     torch.set_num_threads(threads)
     layer = net_param.layer[0]
     reader = DatumReader(layer.data_param.source)
     mean = torch.from_numpy(read_mean_file(layer.transform_param.mean_file)).to(device)
     scale = layer.transform_param.scale
-    model = Plain(bn).to(device)
+    model = Plain(bn, net_param=net_param).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     times = []
     for i in range(iters):

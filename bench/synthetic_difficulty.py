@@ -1,70 +1,46 @@
-"""How hard is the built-in synthetic set? Build it (tools' own builder), then train a small
-CNN in plain PyTorch — the paper's BN net at reduced widths, Caffe-style ceil-mode pooling — and
-print test accuracy per epoch and the epochs needed to reach 80%.
+"""How hard is the built-in synthetic set? Build it with the project's builder, then train
+the generated BN net (tools/gen_net.py --bn, the demo's reduced widths and msra init) with the
+engine at the paper's BN rate, testing once per epoch; print the test accuracy per epoch, the
+epochs needed to reach 80%, and what a nearest-class-mean classifier gets on the same pixels.
 
-  python bench/synthetic_difficulty.py                      # the default set
-  python bench/synthetic_difficulty.py --identities 50 --images-per-identity 20 --epochs 10
-  python bench/synthetic_difficulty.py --sheet /tmp/synthetic.png   # also save a contact sheet
+  python bench/synthetic_difficulty.py                       # the default 300 x 30 set
+  python bench/synthetic_difficulty.py --identities 50 --images-per-identity 20 --epochs 6
+  python bench/synthetic_difficulty.py --out results/reference/difficulty   # also record it
+
+With --out, the figures are written to OUT/difficulty.json and the printed report to
+OUT/difficulty.txt (the README quotes that recorded run).
 """
 import argparse
+import datetime
 import json
+import math
 import os
+import platform
 import sys
 import tempfile
 import time
 
 import numpy as np
-import torch
-from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from bnface_caffe import paper  # noqa: E402
+from bnface_caffe.architectures import NetOptions, build_net, parse_widths  # noqa: E402
+from bnface_caffe.caffelog import parse_log  # noqa: E402
 from bnface_caffe.data import build, synthetic  # noqa: E402
-from bnface_caffe.data.mean import read_mean  # noqa: E402
-from bnface_caffe.data.reader import DatumReader  # noqa: E402
-from bnface_caffe.formats.glog import log  # noqa: E402
+from bnface_caffe.engine.data_reader import DatumReader  # noqa: E402
+from bnface_caffe.engine.train import TrainOptions, train  # noqa: E402
+from bnface_caffe.formats import prototxt  # noqa: E402
+from bnface_caffe.formats.blobproto import read_mean_file  # noqa: E402
+from bnface_caffe.formats.glog import Glog  # noqa: E402
+from bnface_caffe.proto import caffe_pb2  # noqa: E402
+from bnface_caffe.reproduce_plan import PLANS  # noqa: E402
 
 
 def load(path):
-    log.stderr = False  # reading the whole LMDB ends with the (expected) restart line
     reader = DatumReader(path)
     images, labels = reader.next_batch(len(reader))
     reader.close()
     return images.astype(np.float32), labels.astype(np.int64)
-
-
-def small_bn_net(classes, widths=(8, 16, 16, 24, 48, 40, 80), bn=True):
-    """The paper's BN net (7 convs: 2 | 1 | 2 | 2, BN between the convs of a block), narrower.
-    Pooling: 2×2 max, ceil mode (50→25→13→7), then 7×7 average."""
-    c1, c2, c3, c4, c5, c6, c7 = widths
-
-    def conv(cin, cout):
-        return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
-
-    def norm(c):
-        return [nn.BatchNorm2d(c)] if bn else []
-    layers = (conv(1, c1) + norm(c1) + conv(c1, c2) + [nn.MaxPool2d(2, 2, ceil_mode=True)]
-              + conv(c2, c3) + [nn.MaxPool2d(2, 2, ceil_mode=True)]
-              + conv(c3, c4) + norm(c4) + conv(c4, c5) + [nn.MaxPool2d(2, 2, ceil_mode=True)]
-              + conv(c5, c6) + norm(c6) + conv(c6, c7) + [nn.AvgPool2d(7), nn.Flatten(),
-                                                           nn.Linear(c7, classes)])
-    return nn.Sequential(*layers)
-
-
-def caffe_fill(net, filler):
-    """Caffe's fillers as the generated nets use them: xavier = U(±sqrt(3/fan_in)), msra =
-    N(0, sqrt(2/fan_in)); biases constant 0. ("torch" keeps PyTorch's defaults.)"""
-    if filler == "torch":
-        return
-    for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            fan_in = m.weight[0].numel()
-            with torch.no_grad():
-                if filler == "xavier":
-                    bound = (3.0 / fan_in) ** 0.5
-                    m.weight.uniform_(-bound, bound)
-                else:
-                    m.weight.normal_(0, (2.0 / fan_in) ** 0.5)
-                m.bias.zero_()
 
 
 def nearest_mean_accuracy(x_train, y_train, x_test, y_test, classes):
@@ -74,87 +50,86 @@ def nearest_mean_accuracy(x_train, y_train, x_test, y_test, classes):
     return float((d.argmin(1) == y_test).mean())
 
 
+def solver_text(net_path, iters_per_epoch, epochs, test_iter, lr, seed, prefix):
+    s = caffe_pb2.SolverParameter(net=net_path, base_lr=lr, lr_policy="fixed", momentum=0.9,
+                                  weight_decay=0.0005, display=iters_per_epoch,
+                                  max_iter=iters_per_epoch * epochs,
+                                  test_interval=iters_per_epoch, test_initialization=False,
+                                  snapshot_after_train=False, random_seed=seed,
+                                  snapshot_prefix=prefix,
+                                  solver_mode=caffe_pb2.SolverParameter.CPU)
+    s.test_iter.append(test_iter)
+    return prototxt.format_text(s)
+
+
 def main():
+    demo = PLANS["demo"]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--identities", type=int, default=300)
     p.add_argument("--images-per-identity", type=int, default=30)
     p.add_argument("--difficulty", type=float, default=synthetic.DEFAULT_DIFFICULTY)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--step-at", type=int, default=0,
-                   help="multiply the lr by 0.1 from this epoch on (0: constant lr)")
-    p.add_argument("--no-bn", action="store_true", help="baseline: no BatchNorm")
-    p.add_argument("--widths", default="8,16,16,24,48,40,80")
-    p.add_argument("--filler", choices=["xavier", "msra", "torch"], default="xavier",
-                   help="weight init (the generated nets use Caffe's xavier)")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--sheet", help="save a contact sheet of 12 identities × 10 images here")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch", type=int, default=demo.batch_size)
+    p.add_argument("--lr", type=float, default=paper.BN_BASE_LR, help="fixed rate (0.055)")
+    p.add_argument("--widths", default=demo.widths)
+    p.add_argument("--out", help="also record the figures in this folder")
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    torch.manual_seed(a.seed)
+    started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "lmdb")
-        t0 = time.time()
-        facts = build.build(build.Options(outdir=out, synthetic=True, identities=a.identities,
+        data = os.path.join(tmp, "lmdb")
+        facts = build.build(build.Options(outdir=data, synthetic=True, identities=a.identities,
                                           images_per_identity=a.images_per_identity,
                                           difficulty=a.difficulty, seed=a.seed))
-        build_s = time.time() - t0
-        x_train, y_train = load(os.path.join(out, "train_lmdb"))
-        x_test, y_test = load(os.path.join(out, "test_lmdb"))
-        mean = read_mean(os.path.join(out, "mean.binaryproto"))
-    if a.sheet:
-        import cv2
-        rows = [synthetic.render_identity(a.seed, k, 10, difficulty=a.difficulty)
-                for k in range(12)]
-        sheet = synthetic.contact_sheet(np.concatenate(rows), cols=10)
-        cv2.imwrite(a.sheet, cv2.resize(sheet, None, fx=2, fy=2,
-                                        interpolation=cv2.INTER_NEAREST))
-    classes = facts["classes"]
-    scale = 1 / 256.0  # Caffe's usual transform_param: (pixel - mean) * 0.00390625
-    x_train, x_test = (x_train - mean) * scale, (x_test - mean) * scale
-    nm = nearest_mean_accuracy(x_train, y_train, x_test, y_test, classes)
-    print(f"set: {classes} identities, {len(y_train)} train / {len(y_test)} test, difficulty "
-          f"{a.difficulty}, built in {build_s:.1f} s; nearest-mean accuracy {nm:.3f} "
-          f"(chance {1 / classes:.4f})", flush=True)
-    widths = tuple(int(w) for w in a.widths.split(","))
-    net = small_bn_net(classes, widths, bn=not a.no_bn)
-    caffe_fill(net, a.filler)
-    opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=0.9, weight_decay=5e-4)
-    xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    xe, ye = torch.from_numpy(x_test), torch.from_numpy(y_test)
-    history, to80 = [], None
-    for epoch in range(1, a.epochs + 1):
-        t0 = time.time()
-        if a.step_at and epoch == a.step_at:
-            for group in opt.param_groups:
-                group["lr"] *= 0.1
-        net.train()
-        order = torch.randperm(len(yt))
-        for i in range(0, len(order), a.batch):
-            idx = order[i:i + a.batch]
-            loss = nn.functional.cross_entropy(net(xt[idx]), yt[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        net.eval()
-        with torch.no_grad():
-            acc = float(torch.cat([net(xe[i:i + 500]).argmax(1) for i in range(0, len(ye), 500)])
-                        .eq(ye).float().mean())
-        history.append(acc)
-        if to80 is None and acc >= 0.8:
-            to80 = epoch
-        print(f"epoch {epoch:2d}: test accuracy {acc:.3f}  (last train loss {loss.item():.3f}, "
-              f"{time.time() - t0:.1f} s)", flush=True)
-    print(f"epochs to 80% test accuracy: {to80 if to80 else f'not reached in {a.epochs}'}; "
-          f"best {max(history):.3f}")
-    if a.json:
-        print(json.dumps(dict(classes=classes, train=len(y_train), test=len(y_test),
-                              difficulty=a.difficulty, nearest_mean=nm, accuracy=history,
-                              epochs_to_80=to80)))
+        x_train, y_train = load(os.path.join(data, "train_lmdb"))
+        x_test, y_test = load(os.path.join(data, "test_lmdb"))
+        mean = read_mean_file(os.path.join(data, "mean.binaryproto"))
+        classes = facts["classes"]
+        nm = nearest_mean_accuracy(x_train - mean, y_train, x_test - mean, y_test, classes)
+        print(f"set: {classes} identities, {len(y_train)} train / {len(y_test)} test, difficulty "
+              f"{a.difficulty}; nearest-mean accuracy {nm:.3f} (chance {1 / classes:.4f})",
+              flush=True)
+        net = build_net(NetOptions(bn=True, num_classes=classes, widths=parse_widths(a.widths),
+                                   filler="msra", batch_size=a.batch, test_batch_size=100,
+                                   train_lmdb=f"{data}/train_lmdb", test_lmdb=f"{data}/test_lmdb",
+                                   mean_file=f"{data}/mean.binaryproto"))
+        net_path, solver_path = os.path.join(tmp, "bn.prototxt"), os.path.join(tmp, "solver.prototxt")
+        prototxt.write_text(net, net_path)
+        iters_per_epoch = math.ceil(len(y_train) / a.batch)
+        with open(solver_path, "w") as f:
+            f.write(solver_text(net_path, iters_per_epoch, a.epochs, math.ceil(len(y_test) / 100),
+                                a.lr, a.seed + 1, os.path.join(tmp, "snap")))
+        log_path = os.path.join(tmp, "train.log")
+        log = Glog(stderr=False)
+        log.add_file(log_path)
+        try:
+            train(TrainOptions(solver_path, stages=("",)), log=log)
+        finally:
+            log.close()
+        tests = parse_log(log_path).test
+    accuracy = [row["accuracy"] for row in tests]
+    to80 = next((k + 1 for k, acc in enumerate(accuracy) if acc >= paper.TARGET_ACCURACY), None)
+    report = [f"set: {classes} identities, {len(y_train)} train / {len(y_test)} test images, "
+              f"difficulty {a.difficulty}, seed {a.seed}",
+              f"nearest-mean accuracy: {nm:.3f} (chance {1 / classes:.4f})",
+              f"BN net (widths {a.widths}, msra), fixed lr {a.lr}, batch {a.batch}:"]
+    report += [f"  epoch {k + 1:2d}: test accuracy {acc:.3f}" for k, acc in enumerate(accuracy)]
+    report.append(f"epochs to 80% test accuracy: {to80 if to80 else f'not reached in {a.epochs}'}")
+    print("\n".join(report[2:]))
+    if a.out:
+        os.makedirs(a.out, exist_ok=True)
+        info = dict(command="python bench/synthetic_difficulty.py " + " ".join(sys.argv[1:]),
+                    date=datetime.datetime.now().isoformat(timespec="seconds"),
+                    minutes=round((time.time() - started) / 60, 1), machine=platform.platform(),
+                    classes=classes, train=len(y_train), test=len(y_test),
+                    difficulty=a.difficulty, nearest_mean=round(nm, 4),
+                    accuracy=[round(x, 4) for x in accuracy], epochs_to_80=to80)
+        with open(os.path.join(a.out, "difficulty.json"), "w") as f:
+            json.dump(info, f, indent=1)
+            f.write("\n")
+        with open(os.path.join(a.out, "difficulty.txt"), "w") as f:
+            f.write("\n".join([f"$ {info['command']}", *report]) + "\n")
+        print(f"wrote {a.out}/difficulty.json and difficulty.txt")
 
 
 if __name__ == "__main__":

@@ -67,15 +67,34 @@ def paper_schedule(name, original_variant="text"):
                                stepvalues=(40000, 100000),
                                about="BN net, ours: 0.055, x0.1 at 40k and 100k"),
     }
+    table.update(CANDIDATES)
     if name not in table:
         raise UserError(f"unknown schedule {name!r}; the paper's schedules are "
-                        f"{', '.join(PAPER_SCHEDULE_NAMES)}, and ours {', '.join(OUR_SCHEDULE_NAMES)}")
+                        f"{', '.join(PAPER_SCHEDULE_NAMES)}, ours {', '.join(OUR_SCHEDULE_NAMES)}, "
+                        f"and the candidates early_drop was chosen among "
+                        f"{', '.join(CANDIDATE_NAMES)}")
     return table[name]
 
 
+# The other candidates early_drop was chosen among (`tools/reproduce.py candidates` trains
+# them): the same start (0.055) and length, decaying smoothly instead of in two drops.
+# exp and inv are set to reach a low rate (0.003 and 0.0017) by 90k iterations.
+CANDIDATES = {
+    "candidate_poly": Schedule(BN_NET, "poly", paper.BN_BASE_LR, paper.MULTISTEP_MAX_ITER,
+                               power=2.0, about="BN net, candidate: 0.055 * (1 - iter/max_iter)^2"),
+    "candidate_exp": Schedule(BN_NET, "exp", paper.BN_BASE_LR, paper.MULTISTEP_MAX_ITER,
+                              gamma=(0.003 / paper.BN_BASE_LR) ** (1 / 90000),
+                              about="BN net, candidate: 0.055 * gamma^iter (0.003 at 90k)"),
+    "candidate_inv": Schedule(BN_NET, "inv", paper.BN_BASE_LR, paper.MULTISTEP_MAX_ITER,
+                              gamma=((0.0017 / paper.BN_BASE_LR) ** (-1 / 1.5) - 1) / 90000,
+                              power=1.5,
+                              about="BN net, candidate: 0.055 * (1 + gamma*iter)^-1.5 "
+                                    "(0.0017 at 90k)"),
+}
 PAPER_SCHEDULE_NAMES = ("original", "long_step", "short_step", "multistep")
 OUR_SCHEDULE_NAMES = ("early_drop",)
-SCHEDULE_NAMES = PAPER_SCHEDULE_NAMES + OUR_SCHEDULE_NAMES
+CANDIDATE_NAMES = tuple(CANDIDATES)
+SCHEDULE_NAMES = PAPER_SCHEDULE_NAMES + OUR_SCHEDULE_NAMES + CANDIDATE_NAMES
 
 
 @dataclass
@@ -118,8 +137,12 @@ def build_solver(name, opts=None, schedule=None):
     s.display = scale_iteration(opts.display, opts.scale)
     s.max_iter = opts.max_iter if opts.max_iter is not None else scale_iteration(sched.max_iter, opts.scale)
     s.lr_policy = sched.policy
-    if sched.policy in ("step", "multistep", "exp", "inv", "sigmoid"):
+    if sched.policy in ("step", "multistep", "sigmoid"):
         s.gamma = sched.gamma
+    elif sched.policy == "exp":      # the same rate at the same fraction of the run
+        s.gamma = sched.gamma ** (1 / opts.scale)
+    elif sched.policy == "inv":
+        s.gamma = sched.gamma / opts.scale
     if sched.policy in ("inv", "poly"):
         s.power = sched.power
     if sched.policy in ("step", "sigmoid"):

@@ -17,6 +17,13 @@ RUNS = (
     ("multistep", "multistep", "bn"),
     ("early_drop", "early_drop", "bn"),
 )
+# early_drop and the three smoother schedules it was chosen among (README's candidate table).
+CANDIDATE_RUNS = (
+    ("poly", "candidate_poly", "bn"),
+    ("exp", "candidate_exp", "bn"),
+    ("inv", "candidate_inv", "bn"),
+    ("early_drop", "early_drop", "bn"),
+)
 PAPER_ORIGINAL_ITERATIONS = paper.ORIGINAL_MAX_ITER
 
 
@@ -65,6 +72,8 @@ PLANS = {
     # `make demo DEMO_FAST=1` (CI): the same pipeline end to end in under 3 minutes.
     "fast": Plan("fast", identities=20, images_per_identity=60, original_epochs=10,
                  tests_per_original_run=12, display_per_original_run=40),
+    # The candidate schedules early_drop was chosen among, on the demo's data and nets.
+    "candidates": Plan("candidates", runs=CANDIDATE_RUNS),
     # `make reproduce`: the paper's full widths on a bigger built-in set (or DATA=...).
     "reproduce": Plan("reproduce", identities=1000, images_per_identity=50,
                       widths="32,64,64,128,96,192,160,320", original_epochs=30.0,

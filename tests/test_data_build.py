@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bnface_caffe.data import build, pack
-from bnface_caffe.data.reader import DatumReader
+from bnface_caffe.engine.data_reader import DatumReader
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 

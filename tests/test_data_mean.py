@@ -5,7 +5,7 @@ import pytest
 from bnface_caffe.data import mean
 from bnface_caffe.formats import datum
 from bnface_caffe.formats.blobproto import read_mean_file
-from bnface_caffe.data.lmdb_io import LmdbWriter
+from bnface_caffe.formats.lmdb_io import LmdbWriter
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 

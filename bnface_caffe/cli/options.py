@@ -98,7 +98,7 @@ def single_device(gpu_text, log):
     from ..formats import tool_log
     ids = parse_gpus(gpu_text)
     if not ids:
-        tool_log.use_cpu(log, "caffe.cpp:343")
+        tool_log.use_cpu_time(log)
         return torch.device("cpu")
     tool_log.use_gpu(log, ids[0], torch.cuda.get_device_name(ids[0]))
     return torch.device("cuda", ids[0])

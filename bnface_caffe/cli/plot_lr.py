@@ -16,6 +16,7 @@ def parser():
     p.add_argument("--label", action="append", help="run label, once per solver (default: file name)")
     p.add_argument("--scale", type=float, help="the solvers' gen_solver --scale: iterations are "
                    "divided by it, so the x axis reads in the paper's units")
+    options.add_quiet(p, "'wrote' line")
     options.add_version(p)
     return p
 
@@ -37,7 +38,8 @@ def main(argv):
     if args.scale is not None and args.scale <= 0:
         raise UserError(f"--scale must be positive, got {args.scale:g}")
     plot_schedules(solvers, labels, args.output, scale=args.scale)
-    print(f"wrote {args.output}")
+    if not args.quiet:
+        print(f"wrote {args.output}")
     return 0
 
 

@@ -38,6 +38,7 @@ def parser():
     p.add_argument("--test-net", type=int, default=0, help="which test net (#i) to use (default 0)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's table")
     p.add_argument("-o", "--output", help="FILE.md (also writes FILE.csv) or FILE.csv; default stdout")
+    options.add_quiet(p, "'wrote' line")
     options.add_version(p)
     return p
 
@@ -70,7 +71,8 @@ def main(argv):
         written = [args.output, base + ".csv"]
     else:
         raise UserError(f"{args.output}: the output must end in .md or .csv")
-    print("wrote " + " and ".join(written))
+    if not args.quiet:
+        print("wrote " + " and ".join(written))
     return 0
 
 

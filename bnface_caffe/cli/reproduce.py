@@ -221,7 +221,48 @@ def main(argv):
     steps.say(f"done: {out}/curves.png, {out}/lr.png, {out}/table.md")
     with open(os.path.join(out, "table.md")) as f:
         print(f.read())
+    reference = os.path.join(REFERENCE, plan.name)
+    if os.path.abspath(reference) != os.path.abspath(out) and os.path.exists(
+            os.path.join(reference, "table.csv")) and not args.set and not args.data:
+        print(compare_with_reference(out, reference))
     return 0
+
+
+REFERENCE = os.path.join("results", "reference")
+COMPARED = (("iterations_to_target", "to 80%"), ("iterations_to_stay_at_target", "stays ≥ 80% from"),
+            ("best_accuracy", "best"))
+
+
+def compare_with_reference(out, reference):
+    """Your table's main columns next to the committed reference run's, as markdown."""
+    import csv
+
+    def rows(folder):
+        with open(os.path.join(folder, "table.csv")) as f:
+            return {row["run"]: row for row in csv.DictReader(f)}
+
+    def cell(row, key):
+        value = (row or {}).get(key, "")
+        if not value:
+            return "—" if row else "(not run)"
+        number = float(value)
+        return f"{100 * number:.2f}%" if key == "best_accuracy" else f"{number / float(row['scale']):,.0f}"
+
+    yours, theirs = rows(out), rows(reference)
+    with open(os.path.join(reference, "run.json")) as f:
+        info = json.load(f)
+    head = " | ".join(f"{label} (yours / reference)" for _, label in COMPARED)
+    lines = [f"Your run next to the reference run in {reference}/ ({info['machine']['cpu']}, "
+             f"{info['date'][:10]}, {info['minutes']} minutes):", "",
+             f"| run | {head} |", "|---" * (1 + len(COMPARED)) + "|"]
+    for run in dict.fromkeys(list(theirs) + list(yours)):
+        cells = [f"{cell(yours.get(run), k)} / {cell(theirs.get(run), k)}" for k, _ in COMPARED]
+        lines.append(f"| {run} | " + " | ".join(cells) + " |")
+    lines += ["", "Expect the same numbers on a CPU of the same kind and thread count; other CPUs "
+              "(AVX-512 or not, AMD or Intel) sum floats in another order, and training "
+              "amplifies those last-bit differences, so iterations can move by a test interval "
+              "and accuracies by a few tenths of a percent."]
+    return "\n".join(lines)
 
 
 def cpu_model():

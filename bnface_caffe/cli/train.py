@@ -2,7 +2,8 @@
 
     bnface-train SOLVER.prototxt [--backend auto|caffe|engine] [--gpu ID[,ID..]|all]
         [--weights A.caffemodel[,B..]] [--snapshot X.solverstate] [--log FILE] [--fast] [-q]
-    torchrun --nproc_per_node=N -m bnface_caffe.cli.train SOLVER.prototxt ...   # N processes
+    torchrun --nproc_per_node=N -m -- bnface_caffe.cli.train SOLVER.prototxt ...   # N processes
+    (the "--" keeps torchrun from taking options such as --log as its own)
 
 Exit status: 0 done (or stopped by a signal after its snapshot), 1 the loss diverged,
 2 bad input.
@@ -72,7 +73,7 @@ def relaunch_with_torchrun(argv, gpu_ids):
     physical = [visible.split(",")[i] for i in gpu_ids] if visible else [str(i) for i in gpu_ids]
     env["CUDA_VISIBLE_DEVICES"] = ",".join(physical)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc_per_node={len(gpu_ids)}", "-m", "bnface_caffe.cli.train", *argv]
+           f"--nproc_per_node={len(gpu_ids)}", "-m", "--", "bnface_caffe.cli.train", *argv]
     return subprocess.call(cmd, env=env)
 
 

@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..formats.blobproto import write_mean_file
 from ..formats.datum import datum_array, parse
 from ..proto import caffe_pb2
-from .lmdb_io import close_readonly, open_readonly
+from ..formats.lmdb_io import close_readonly, open_readonly
 
 CHUNK = 4096
 

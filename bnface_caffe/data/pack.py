@@ -4,7 +4,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..formats.datum import encode_compressed, encode_raw
-from .lmdb_io import LmdbWriter
+from ..formats.lmdb_io import LmdbWriter
 
 
 def record_key(index, path):

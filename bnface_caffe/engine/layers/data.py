@@ -167,7 +167,7 @@ class _Prefetcher:
     def _run(self):
         source, rank, world_size, batch_size = self.args
         try:
-            from ...data.reader import DatumReader
+            from ..data_reader import DatumReader
             reader = DatumReader(source, rank=rank, world_size=world_size, log=self.log)
             self.shape_box.put(("ok", tuple(int(d) for d in reader.datum_shape)))
         except BaseException as err:  # noqa: BLE001 - handed to the main thread
@@ -190,5 +190,5 @@ def _as_user_error(err, source):
     if isinstance(err, UserError):
         return err
     if isinstance(err, ImportError):
-        return UserError(f"{source}: cannot read LMDBs, bnface_caffe.data.reader is missing ({err})")
+        return UserError(f"{source}: cannot read LMDBs, bnface_caffe.engine.data_reader is missing ({err})")
     return err

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from solver_fixtures import make_setup
-from test_train_signals import model_blobs
+from test_engine_signals import model_blobs
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 

@@ -2,7 +2,7 @@
 import lmdb
 import pytest
 
-from bnface_caffe.data import lmdb_io
+from bnface_caffe.formats import lmdb_io
 from bnface_caffe.errors import UserError
 
 

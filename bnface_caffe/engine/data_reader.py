@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..formats import solver_log
 from ..formats.glog import Glog
 from ..formats.datum import datum_array, decode_batch, parse
-from .lmdb_io import close_readonly, open_readonly
+from ..formats.lmdb_io import close_readonly, open_readonly
 
 class DatumReader:
     def __init__(self, source_path, rank=0, world_size=1, log=None):

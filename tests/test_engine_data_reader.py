@@ -7,8 +7,8 @@ import pytest
 
 from bnface_caffe.formats import glog
 from bnface_caffe.formats import datum
-from bnface_caffe.data.lmdb_io import LmdbWriter
-from bnface_caffe.data.reader import DatumReader
+from bnface_caffe.formats.lmdb_io import LmdbWriter
+from bnface_caffe.engine.data_reader import DatumReader
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 
