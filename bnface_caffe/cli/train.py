@@ -182,5 +182,5 @@ def _train_engine(args, param, gpu_ids, bar, log):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)
