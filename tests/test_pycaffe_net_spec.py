@@ -45,7 +45,8 @@ def test_layer_fields_repeated_messages_include_and_loss_weight():
     n = NetSpec()
     n.data = L.Input(shape=dict(dim=[2, 3]), include=[dict(phase=caffe_pb2.TRAIN, stage=["a"]),
                                                       dict(phase=caffe_pb2.TEST, min_level=1)])
-    n.ip = L.InnerProduct(n.data, num_output=2, param=[dict(lr_mult=1), dict(lr_mult=2, decay_mult=0)],
+    n.ip = L.InnerProduct(n.data, num_output=2,
+                          param=[dict(lr_mult=1), dict(lr_mult=2, decay_mult=0)],
                           bias_filler=dict(type="constant", value=0.1), propagate_down=True)
     n.loss = L.EuclideanLoss(n.ip, n.data, loss_weight=0.5, exclude=dict(not_stage="deploy"))
     n.py = L.Python(n.ip, module="layers", layer="Double", param_str="{'k': 2}")
@@ -70,7 +71,8 @@ def test_automatic_names_count_per_type_and_follow_the_first_top():
     c = L.Convolution(b, num_output=1, kernel_size=1)
     d = L.Eltwise(c, a, operation=P.Eltwise.SUM, coeff=[1, -1])
     assert_net(to_proto(d), """
-      layer { name: "Input1" type: "Input" top: "Input1" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+      layer { name: "Input1" type: "Input" top: "Input1"
+              input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
       layer { name: "Convolution1" type: "Convolution" bottom: "Input1" top: "Convolution1"
               convolution_param { num_output: 1 kernel_size: 3 kernel_size: 1 pad_h: 1 } }
       layer { name: "ReLU1" type: "ReLU" bottom: "Convolution1" top: "Convolution1" }
