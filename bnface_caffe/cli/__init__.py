@@ -23,7 +23,20 @@ def write_output(text, path=None):
         sys.stdout.write(text)
 
 
+# A checkout's tools/ folder holds caffe.py (the `caffe` command line). Python puts a script's
+# folder first on sys.path, so while tools/<tool>.py runs, `import caffe` (a real pycaffe for
+# --backend caffe, or a Python layer's module) would find that wrapper instead: run() takes
+# the folder off the path before the tool starts.
+TOOLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))), "tools")
+
+
+def _forget_tools_dir():
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != TOOLS_DIR]
+
+
 def run(main, argv=None, prog=None):
+    _forget_tools_dir()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("BNFACE_DEBUG") == "1"
     if "--debug" in argv:
