@@ -92,17 +92,18 @@ def check_writable(path, flag="-o"):
     return path
 
 
-def single_device(gpu_text, log):
+def single_device(gpu_text, log, announce=None):
     """The one device of a tool that runs on one (`caffe time`/`test` use the first --gpu id),
-    logged as those do."""
+    logged by `announce(log, id, name)` (default: as `caffe time` logs it)."""
     import torch
 
     from ..formats import tool_log
+    announce = announce or tool_log.time_device
     ids = parse_gpus(gpu_text)
     if not ids:
-        tool_log.use_cpu_time(log)
+        announce(log)
         return torch.device("cpu")
-    tool_log.use_gpu(log, ids[0], torch.cuda.get_device_name(ids[0]))
+    announce(log, ids[0], torch.cuda.get_device_name(ids[0]))
     return torch.device("cuda", ids[0])
 
 

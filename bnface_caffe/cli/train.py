@@ -121,7 +121,10 @@ class ProgressBar:
                 break
 
 
-def main(argv):
+def main(argv, log=None, progress_bar=True):
+    """`log`: the run's Glog when the caller made it (bnface-caffe: Caffe's program name and
+    glog flags; the caller closes it); `progress_bar`: False keeps the glog lines on an
+    interactive stderr, as `caffe train` does."""
     args = parser().parse_args(argv)
     caffemodel.check_resume_or_finetune(args.snapshot, args.weights)
     if args.weights:
@@ -133,9 +136,10 @@ def main(argv):
     rank = int(os.environ.get("RANK", "0"))
     # Only the root process logs, as in Caffe; the caffe backend's own glog lines reach the
     # --log file through stderr (backends.stderr_also_to).
+    own_log = rank != 0 or log is None
     if rank != 0:
         log = Glog.silent()
-    else:
+    elif log is None:
         log = options.make_log("train", args if backend == "engine" else
                                argparse.Namespace(quiet=args.quiet))
     bar = None
@@ -149,7 +153,8 @@ def main(argv):
                                             + solver_setup.test_nets(param, args.solver))
             if backend == "engine":   # (pycaffe logs this itself)
                 param = solver_setup.read_solver(args.solver, log=log)
-            if rank == 0 and sys.stderr.isatty() and backend == "engine" and not args.quiet:
+            if (progress_bar and rank == 0 and sys.stderr.isatty() and backend == "engine"
+                    and not args.quiet):
                 bar = ProgressBar(param.max_iter)
                 log.stderr = False
                 log.sinks.append(bar)
@@ -163,7 +168,8 @@ def main(argv):
     finally:
         if bar is not None:
             bar.close()
-        log.close()
+        if own_log:
+            log.close()
 
 
 def _train_engine(args, param, gpu_ids, bar, log):
