@@ -7,10 +7,16 @@ glog's own environment variables; nothing else configures logging.
 """
 import argparse
 import os
+import sys
 
 from .. import __version__
 from ..errors import UserError
 from ..formats.glog import Glog
+
+
+def warn(program, message):
+    """A warning of a tool's own (not a log line): `<prog>: warning: <message>` on stderr."""
+    print(f"{program}: warning: {message}", file=sys.stderr)
 
 
 def add_version(p):
@@ -83,6 +89,8 @@ def check_writable(path, flag="-o"):
     probe = folder
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UserError(f"{flag} {path}: cannot write there ({probe} is a file, not a folder)")
     if not os.access(probe, os.W_OK):
         raise UserError(f"{flag} {path}: cannot write there ({probe} is not writable)")
     if os.path.exists(path) and not os.access(path, os.W_OK):

@@ -86,6 +86,8 @@ def _fmt(v):
 def parse_once(args):
     log = caffelog.parse_log(args.log, like_caffe=args.like_caffe)
     caffelog.check_has_output(log)
+    for warning in log.warnings:
+        options.warn(args.prog, warning)
     written = write_tables(log, args.outdir, args.delimiter)
     if not args.quiet:
         for path, rows in zip(written, [t for t in (log.train, log.test) if t]):
@@ -120,8 +122,8 @@ def follow(path, on_update, interval=1.0, like_caffe=False, should_stop=lambda: 
                     for line in lines:
                         parser.feed(line)
                     log = parser.result(path)
-                    if (len(log.train), len(log.test), len(log.lr_points)) != seen:
-                        seen = (len(log.train), len(log.test), len(log.lr_points))
+                    if (parser.outputs, len(log.lr_points)) != seen:
+                        seen = (parser.outputs, len(log.lr_points))
                         on_update(log)
                     if parser.done:
                         return log
@@ -157,11 +159,16 @@ def follow_log(args):
 
 
 def main(argv):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    args.prog = p.prog
     if args.interval <= 0:
         raise UserError(f"--interval must be positive, got {args.interval}")
     if args.outdir and not os.path.isdir(args.outdir):
-        raise UserError(f"{args.outdir}: no such directory (the output folder must exist)")
+        what = "is a file, not a directory" if os.path.exists(args.outdir) else "no such directory"
+        raise UserError(f"OUTDIR {args.outdir}: {what} (the output folder must exist)")
+    for path in output_paths(args.log, args.outdir):
+        options.check_writable(path, "output")
     if args.follow:
         return follow_log(args)
     return parse_once(args)
