@@ -68,12 +68,15 @@ def add_log(p):
     p.add_argument("--log", help="also write the log to this file (Caffe's glog format)")
 
 
-def make_log(program, args=None, to_stderr=True):
+def make_log(program, args=None, to_stderr=True, info_on_stderr=True):
     """The run's Glog: stderr (unless `to_stderr` is False), --quiet, --log FILE, and glog's
-    GLOG_minloglevel / GLOG_logtostderr / GLOG_log_dir."""
+    GLOG_minloglevel / GLOG_logtostderr / GLOG_log_dir. `info_on_stderr` False: INFO lines
+    reach the files only (a tool that is quiet by default, as glog itself is on stderr)."""
     quiet = bool(getattr(args, "quiet", False))
     log = Glog.from_environment(program, quiet=quiet)
     log.stderr = to_stderr
+    if not info_on_stderr:
+        log.stderr_level = 2 if quiet else 1
     path = getattr(args, "log", None)
     if path:
         check_writable(path, "--log")

@@ -124,8 +124,9 @@ class ProgressBar:
 def main(argv):
     args = parser().parse_args(argv)
     caffemodel.check_resume_or_finetune(args.snapshot, args.weights)
-    if args.weights:
-        caffemodel.weight_paths(args.weights)
+    if args.weights:   # every refusal (empty, not a model, no weights) before anything starts
+        for path in caffemodel.weight_paths(args.weights):
+            caffemodel.read(path)
     backend = backends.resolve(args.backend)
     gpu_ids = options.parse_gpus(args.gpu)
     if backend == "engine" and gpu_ids and len(gpu_ids) > 1 and not launched_by_torchrun():
