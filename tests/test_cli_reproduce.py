@@ -2,6 +2,7 @@
 figures and the paper's table."""
 import csv
 import json
+import os
 
 import matplotlib.image
 import pytest
@@ -58,3 +59,24 @@ def test_scale_covers_the_planned_epochs():
 
 def test_unknown_run_is_a_one_line_error():
     assert_one_line_error(run_tool("reproduce", "fast", "--runs", "original,cosine"), "unknown run(s) cosine")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--set", "widths=1,2"], "--widths needs 8 conv widths"),
+    (["--gpu", "0"], "--gpu 0: no CUDA device"),
+])
+def test_mistakes_are_refused_before_anything_is_built(tmp_path, capsys, flags, fragment):
+    from bnface_caffe.cli import reproduce
+    from conftest import assert_one_line_status, call_main
+    if flags[0] == "--gpu":
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        status, out, err = call_main(reproduce.main, ["fast", *flags], capsys)
+    finally:
+        os.chdir(cwd)
+    assert_one_line_status(status, err, fragment)
+    assert os.listdir(tmp_path) == []   # no data, nets, solvers or results

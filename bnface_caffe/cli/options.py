@@ -1,8 +1,8 @@
 """The flags every tool spells the same way, and the logger a tool hands down.
 
 --gpu ID[,ID...]|all (one-device tools use the first, as `caffe time` does), --stage
-A,B (comma-separated and repeatable: both forms add up), -q/--quiet, --version, and
---log FILE for tools that log. `make_log` builds the run's Glog from these flags and
+A,B (comma-separated and repeatable: both forms add up), -q/--quiet, --version and --debug
+(every tool), and --log FILE for tools that log. `make_log` builds the run's Glog from these flags and
 glog's own environment variables; nothing else configures logging.
 """
 import argparse
@@ -20,7 +20,12 @@ def warn(program, message):
 
 
 def add_version(p):
+    """--version, and --debug (cli.run takes it out of argv before the tool parses it; it is
+    declared here so that every tool's --help shows it)."""
     p.add_argument("--version", action="version", version=f"%(prog)s (bnface-caffe) {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="on an error, show the Python traceback instead of one line "
+                        "(also BNFACE_DEBUG=1)")
 
 
 def add_quiet(p, what="progress and set-up lines on stderr (warnings and errors stay)"):
