@@ -129,8 +129,9 @@ def train_with_pycaffe(opts, param, gpu_ids=(), observer=None, log=None):
     else:
         caffe.set_mode_cpu()
         tool_log.use_cpu(log)
-    from .engine.solver_setup import prepare_snapshot_dir
+    from .engine.solver_setup import prepare_snapshot_dir, test_nets, warn_costly_settings
     prepare_snapshot_dir(param)
+    warn_costly_settings(param, test_nets(param, opts.solver_path), log)
     solver = caffe.get_solver(opts.solver_path)
     if opts.weights:
         for path in caffemodel.weight_paths(opts.weights):

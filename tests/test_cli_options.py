@@ -67,12 +67,17 @@ def test_glog_log_dir_and_logtostderr(deploy, tmp_path, capsys, monkeypatch):
     assert status == 0 and info_lines(err) and not (tmp_path / "other").exists()
 
 
-def test_train_quiet_keeps_the_log_file_whole(tmp_path, capsys, monkeypatch):
-    make_setup(tmp_path, {"max_iter": 2, "snapshot": 0, "test_interval": 2, "display": 1,
+def test_train_quiet_keeps_the_log_file_whole_and_warnings_on_stderr(tmp_path, capsys, monkeypatch):
+    # display 5 > max_iter 2: a warning that must survive -q
+    make_setup(tmp_path, {"max_iter": 2, "snapshot": 0, "test_interval": 2, "display": 5,
                           "snapshot_after_train": False})
     monkeypatch.chdir(tmp_path)
     status, _, err = call_main(train.main, ["solver.prototxt", "--backend", "engine", "-q",
                                             "--log", "run.log"], capsys)
     log = (tmp_path / "run.log").read_text()
     assert status == 0 and info_lines(err) == []
+    (warning,) = err.splitlines()
+    assert warning.startswith("W") and warning.endswith(
+        "] display 5 is larger than max_iter 2: only iteration 0 will be displayed")
+    assert warning in log.splitlines()
     assert "Optimization Done." in log and "Train net output #0" in log
