@@ -6,6 +6,7 @@
 stderr, which we pass through to the log file as well (glog writes to fd 2 before it is
 initialised, and we never initialise it).
 """
+import codecs
 import contextlib
 import os
 import sys
@@ -51,17 +52,21 @@ def pycaffe_has_gpu():
 
 
 @contextlib.contextmanager
-def stderr_also_to(log_path):
+def stderr_also_to(log_path, line_sink=None):
     """Copy everything written to file descriptor 2 (C++ glog and Python alike) into
-    `log_path` too, through a pipe read by a thread."""
-    if not log_path:
+    `log_path` too, and the text to `line_sink.write` (e.g. a TensorBoard writer), through
+    a pipe read by a thread."""
+    if not log_path and line_sink is None:
         yield
         return
-    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    log_file = None
+    if log_path:
+        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+        log_file = open(log_path, "ab")
     sys.stderr.flush()
     read_end, write_end = os.pipe()
     saved = os.dup(2)
-    log_file = open(log_path, "ab")
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def pump():
         while True:
@@ -69,8 +74,11 @@ def stderr_also_to(log_path):
             if not chunk:
                 break
             os.write(saved, chunk)
-            log_file.write(chunk)
-            log_file.flush()
+            if log_file is not None:
+                log_file.write(chunk)
+                log_file.flush()
+            if line_sink is not None:
+                line_sink.write(decoder.decode(chunk))
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -84,7 +92,8 @@ def stderr_also_to(log_path):
         thread.join()
         os.close(read_end)
         os.close(saved)
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
 
 
 class _StopRequested(Exception):

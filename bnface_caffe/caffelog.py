@@ -39,7 +39,7 @@ import re
 
 from .errors import UserError
 from .formats.glog import parse_prefix as glog_time
-from .formats.solver_log import (INITIALIZING_SOLVER, ITERATION, LEARNING_RATE,
+from .formats.solver_log import (INITIALIZING_SOLVER, ITERATION, ITERATION_RATE, LEARNING_RATE,
                                  OPTIMIZATION_DONE, OUTPUT, POLICY, RESTORING, SOLVER_FIELD,
                                  TESTING_NET, TOTAL_LOSS)
 
@@ -114,8 +114,11 @@ class LogParser:
         self.train, self.test = Table(), Table()
         self.first_lr = None
         self.lr_points = []    # (iteration, lr) from "Iteration N, lr = X"
+        self.lr_seconds = []   # the time of each of those lines
         self.loss_points = []  # (iteration, seconds, loss) from "Iteration N ..., loss = X"
         self.test_points = []  # (net, iteration, seconds, name, value): every test output, for curves
+        self.train_points = []  # (iteration, seconds, name, value): every train output
+        self.rate_points = []   # (iteration, seconds, iter/s) from "Iteration N (X iter/s, ..."
         self.glog_lines = 0
         self.outputs = 0       # output lines read (a --follow rewrites its tables when this moves)
         self.policy = None
@@ -197,7 +200,12 @@ class LogParser:
             self.test_net = int(m.group(1))
         m = LEARNING_RATE.search(line)
         if m:
-            self._learning_rate(float(m.group(1)))
+            self._learning_rate(float(m.group(1)), seconds)
+        m = ITERATION_RATE.search(line)
+        if m:
+            rate = parse_value(m.group(2))
+            if rate is not None:
+                self.rate_points.append((int(m.group(1)), seconds, rate))
         m = TOTAL_LOSS.search(line)
         if m and "lr = " not in line:
             value = parse_value(m.group(2))
@@ -209,8 +217,9 @@ class LogParser:
             if value is not None:
                 self._output(m.group(1) == "Test", m.group(3), value, seconds)
 
-    def _learning_rate(self, lr):
+    def _learning_rate(self, lr, seconds=None):
         self.lr = lr
+        self.lr_seconds.append(seconds)
         if self.first_lr is None:
             self.first_lr = lr
         self.lr_points.append((self.iteration, lr))
@@ -224,6 +233,8 @@ class LogParser:
         self.outputs += 1
         if is_test:  # rows may mix test nets (parse_log.py's rules); curves use these points
             self.test_points.append((self.test_net, self.iteration, seconds, name, value))
+        else:
+            self.train_points.append((self.iteration, seconds, name, value))
         row = table.add(self.iteration, name, value, lambda: Row(self.iteration, seconds, self.lr))
         if row is not None:
             self.awaiting_lr.append(row)
@@ -254,11 +265,15 @@ class CaffeLog:
         self.outputs = parser.outputs
         self.like_caffe = parser.like_caffe
         self.lr_points = list(parser.lr_points)
+        self.lr_seconds = list(parser.lr_seconds)
         self.loss_points = list(parser.loss_points)
         like = parser.like_caffe
         self.train = _rows(_with_pending(parser.train, like), like, parser.first_lr)
         self.test = _rows(_with_pending(parser.test, like), like, parser.first_lr)
         self.test_points = list(parser.test_points)
+        self.train_points = list(parser.train_points)
+        self.rate_points = list(parser.rate_points)
+        self.start_time = parser.start_time
         self.warnings = []     # what a tool should tell the user (a cut last line)
 
     def columns(self, table):

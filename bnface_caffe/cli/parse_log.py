@@ -4,7 +4,9 @@ The same files, rows and columns as Caffe's tools/extra/parse_log.py, except tha
 LearningRate is the rate used at each row's own iteration (Caffe's tool shows the
 previous display's; --like-caffe restores that), nan/inf outputs are kept, and logs
 whose glog prefix carries the year are read. --follow keeps the tables up to date
-while training writes the log.
+while training writes the log. --tensorboard DIR also writes the values as TensorBoard
+scalars (tags: train/<output>, train/smoothed_loss, learning_rate, iterations_per_second,
+test/<output>), from any Caffe log, real Caffe's included.
 """
 import argparse
 import csv
@@ -31,6 +33,9 @@ def parser():
     p.add_argument("--like-caffe", action="store_true",
                    help="LearningRate and nan handling exactly as Caffe's parse_log.py")
     p.add_argument("--delimiter", default=",", help="column delimiter (default ',')")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the log's values as TensorBoard scalars into DIR (one "
+                        "folder per run; view with `tensorboard --logdir` on their parent)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     options.add_version(p)
     return p
@@ -89,6 +94,12 @@ def parse_once(args):
     for warning in log.warnings:
         options.warn(args.prog, warning)
     written = write_tables(log, args.outdir, args.delimiter)
+    if args.tensorboard:
+        from ..tensorboard_events import write_log
+        scalars = write_log(log, args.tensorboard)
+        if not args.quiet:
+            print(f"wrote {scalars} scalars to {args.tensorboard} (tensorboard --logdir "
+                  f"{args.tensorboard})")
     if not args.quiet:
         for path, rows in zip(written, [t for t in (log.train, log.test) if t]):
             print(f"wrote {path} ({len(rows)} rows)")
@@ -140,9 +151,16 @@ def follow_log(args):
     if not os.path.exists(args.log):
         say(f"waiting for {args.log} to appear ...")
     rows = [None]
+    events = None
+    if args.tensorboard:
+        from ..tensorboard_events import EventWriter
+        events = EventWriter(args.tensorboard)
 
     def update(log):
         write_tables(log, args.outdir, args.delimiter)
+        if events is not None:
+            events.add_new(log)
+            events.flush()
         if (len(log.train), len(log.test)) != rows[0]:  # one progress line per new row
             rows[0] = (len(log.train), len(log.test))
             say(summary(log))
@@ -152,6 +170,9 @@ def follow_log(args):
     except KeyboardInterrupt:  # Ctrl-C is how a follow ends when training never finishes
         say("stopped")
         return 0
+    finally:
+        if events is not None:
+            events.close()
     say(f"{args.log}: Optimization Done.")
     if log is not None and not log.test:
         say(f"{args.log}: no test output (no 'Test net output' lines): wrote the train table only")

@@ -36,6 +36,9 @@ def parser():
     p.add_argument("--weights", help="caffemodel(s), comma-separated, to fine-tune from")
     p.add_argument("--snapshot", help="a .solverstate to resume from")
     options.add_log(p)
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the run's scalars (train outputs, lr, test outputs, "
+                        "iterations/s) as TensorBoard events into DIR; both backends")
     p.add_argument("--fast", action="store_true",
                    help="engine only: the opt-in fast mode (TF32/bf16/channels-last; not "
                         "bit-faithful to Caffe)")
@@ -140,8 +143,9 @@ def main(argv):
         log = options.make_log("train", args if backend == "engine" else
                                argparse.Namespace(quiet=args.quiet))
     bar = None
+    events = tensorboard_writer(args.tensorboard, rank)
     try:
-        with (backends.stderr_also_to(args.log) if backend == "caffe" else nullcontext()):
+        with (backends.stderr_also_to(args.log, events) if backend == "caffe" else nullcontext()):
             # The solver, its nets and LMDBs are checked, silently, before anything is
             # logged or started; then read again to log what Caffe logs while reading.
             param = solver_setup.read_solver(args.solver)
@@ -149,6 +153,8 @@ def main(argv):
             solver_setup.check_data_sources([(train_param, f"{args.solver}: train net")]
                                             + solver_setup.test_nets(param, args.solver))
             if backend == "engine":   # (pycaffe logs this itself)
+                if events is not None:     # (the caffe backend's lines reach it through stderr)
+                    log.sinks.append(events)
                 param = solver_setup.read_solver(args.solver, log=log)
             if rank == 0 and sys.stderr.isatty() and backend == "engine" and not args.quiet:
                 bar = ProgressBar(param.max_iter)
@@ -164,7 +170,17 @@ def main(argv):
     finally:
         if bar is not None:
             bar.close()
+        if events is not None:
+            events.close()
         log.close()
+
+
+def tensorboard_writer(folder, rank):
+    """--tensorboard DIR: the root process's event writer (a Glog sink), else None."""
+    if not folder or rank != 0:
+        return None
+    from ..tensorboard_events import EventWriter
+    return EventWriter(folder)
 
 
 def _train_engine(args, param, gpu_ids, bar, log):
