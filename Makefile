@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo reproduce lmdb bench proto nets solvers lrplot clean
+.PHONY: install graphviz caffe-env test demo reproduce lmdb bench proto nets solvers lrplot clean
 
 install: $(STAMP)
 
@@ -14,8 +14,16 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
-test: $(STAMP)
+test: $(STAMP) graphviz
 	$(PY) -m pytest -q
+
+# Graphviz's `dot` program for tools/draw_net.py's PNG/SVG (pydot comes with the test extra).
+# Installed from Debian when it can be (root with apt-get); otherwise those tests skip.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	    && { apt-get install -y -q graphviz >/dev/null 2>&1 \
+	         || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }; }; } \
+	    || echo "graphviz: the dot program is not installed; draw_net's image tests will be skipped"
 
 # The main job: the paper's five runs on the built-in synthetic identities, on the CPU
 # (about 13 minutes on 2 cores); DEMO_FAST=1 is the same pipeline in about a minute.
