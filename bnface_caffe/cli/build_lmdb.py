@@ -106,9 +106,15 @@ def summary(f):
         text += " Skipped 0 files."
     crops = f["crops"]
     if not f["synthetic"]:
-        text += (f" Crops: {crops.get('face', 0)} detected faces, {crops.get('centre', 0)} "
-                 f"centre crops (no face found or detection off), {crops.get('as-is', 0)} "
-                 f"already {f['size']}x{f['size']}.")
+        faces = sum(crops.get(k, 0) for k in ("face", "face-fitted", "face-padded"))
+        text += f" Crops: {faces} detected faces"
+        tight = [(crops.get("face-fitted", 0), "with the margin shrunk to stay inside the image"),
+                 (crops.get("face-padded", 0), "reaching past the edge (mirrored there)")]
+        tight = [f"{n} {what}" for n, what in tight if n]
+        if tight:
+            text += f" ({'; '.join(tight)}: tight crops, the face fills the image)"
+        text += (f", {crops.get('centre', 0)} centre crops (no face found or detection off), "
+                 f"{crops.get('as-is', 0)} already {f['size']}x{f['size']}.")
     if f["dropped_classes"]:
         text += (f" {f['dropped_classes']} listed classes left out (--min-images-per-class, "
                  "--max-classes or unreadable images).")
