@@ -21,12 +21,22 @@ BACKENDS = ("auto", "caffe", "engine")
 
 
 def pycaffe_importable():
-    os.environ.setdefault("GLOG_logtostderr", "1")   # in case something initialises glog
+    # C++ glog reads its GLOG_* flags from the environment when libglog loads (during the
+    # import): Caffe's lines must go to stderr, where we copy them into --log. Our own Glog
+    # reads the user's settings afterwards, so they are put back as they were.
+    saved = {name: os.environ.get(name) for name in ("GLOG_logtostderr", "GLOG_minloglevel")}
+    os.environ.setdefault("GLOG_logtostderr", "1")
     os.environ.setdefault("GLOG_minloglevel", "0")
     try:
         import caffe  # noqa: F401
     except Exception:
         return False
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return hasattr(caffe, "get_solver")
 
 

@@ -121,7 +121,9 @@ def test_top_k_and_labels_are_checked(files, capsys):
     assert status == 0 and len(stdout.splitlines()) == 2 and "person" in stdout
 
 
-def test_quiet_by_default_set_up_lines_with_verbose(files, capsys):
+def test_quiet_by_default_set_up_lines_with_verbose(files, capsys, monkeypatch):
+    for name in ("GLOG_logtostderr", "GLOG_minloglevel", "GLOG_log_dir"):
+        monkeypatch.delenv(name, raising=False)
     folder, deploy, weights, _ = files
     argv = [deploy, weights, folder / "x.npy", "-o", folder / "o.npz"]
     status, stdout, err = call(argv, capsys)
@@ -130,10 +132,7 @@ def test_quiet_by_default_set_up_lines_with_verbose(files, capsys):
     assert status == 0 and "Top shape: 1 4 8 8 (256)" in err and "Use CPU." in err
     # glog's own file still gets every line
     logs = folder / "glog"
-    os.environ["GLOG_log_dir"] = str(logs)
-    try:
-        status, _, err = call(argv, capsys)
-    finally:
-        del os.environ["GLOG_log_dir"]
+    monkeypatch.setenv("GLOG_log_dir", str(logs))
+    status, _, err = call(argv, capsys)
     (info,) = [f for f in os.listdir(logs) if ".log.INFO." in f]
     assert status == 0 and err == "" and "Top shape: 1 4 8 8 (256)" in (logs / info).read_text()

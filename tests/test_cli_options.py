@@ -40,6 +40,12 @@ def info_lines(text):
     return [line for line in text.splitlines() if line.startswith("I")]
 
 
+@pytest.fixture(autouse=True)
+def no_glog_settings(monkeypatch):
+    for name in ("GLOG_logtostderr", "GLOG_minloglevel", "GLOG_log_dir"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_time_net_quiet_and_glog_minloglevel(deploy, capsys, monkeypatch):
     status, _, err = call_main(time_net.main, [deploy, "--iterations", "1"], capsys)
     assert status == 0 and any("Top shape:" in line for line in info_lines(err))
