@@ -13,7 +13,7 @@ import sys
 import threading
 
 from .errors import UserError
-from .formats import caffemodel, solver_log, tool_log
+from .formats import caffemodel, hdf5, solver_log, tool_log
 from .formats.glog import cpp_number
 from .engine.signals import NONE, SNAPSHOT, STOP, SignalActions
 
@@ -154,7 +154,10 @@ def train_with_pycaffe(opts, param, gpu_ids=(), observer=None, log=None):
     solver = caffe.get_solver(opts.solver_path)
     if opts.weights:
         for path in caffemodel.weight_paths(opts.weights):
-            caffemodel.read(path)          # our refusals first: Caffe would abort on them
+            if hdf5.is_hdf5(path):         # our refusals first: Caffe would abort on them
+                hdf5.read_caffemodel(path, log)
+            else:
+                caffemodel.read(path)
             for net in [solver.net] + list(solver.test_nets):
                 solver_log.finetuning_from(log, path)
                 net.copy_from(path)

@@ -59,7 +59,6 @@ def test_deprecated_solver_type_enum_becomes_the_type_string():
     ('net: "net.prototxt"\niter_size: 0\n', "iter_size must be at least 1"),
     ('net: "net.prototxt"\ntype: "AdaGrad"\nmomentum: 0.9\n', "momentum cannot be used with AdaGrad"),
     ('net: "net.prototxt"\nregularization_type: "L3"\n', "unknown regularization_type"),
-    ('net: "net.prototxt"\nsnapshot_format: HDF5\n', "HDF5 is not supported"),
 ])
 def test_caffe_checks_become_one_line_errors(extra, message):
     with pytest.raises(UserError, match=message) as err:

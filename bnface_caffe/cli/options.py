@@ -45,8 +45,10 @@ def add_stage(p):
 
 
 def stages(args):
-    """The --stage values as one tuple ('--stage a,b --stage c' → ('a', 'b', 'c'))."""
-    return tuple(s for text in args.stage for s in text.split(",") if s)
+    """The --stage values as one tuple ('--stage a,b --stage c' → ('a', 'b', 'c')). Without
+    any, ("",): Caffe splits its empty -stage flag into one empty stage, and its nets carry
+    `stage: ""` in their NetState."""
+    return tuple(s for text in args.stage for s in text.split(",") if s) or ("",)
 
 
 def parse_gpus(text):

@@ -13,7 +13,6 @@ import csv
 import io
 import math
 import os
-import sys
 import time
 
 from .. import caffelog
@@ -197,5 +196,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -88,5 +88,5 @@ def output_paths(output):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

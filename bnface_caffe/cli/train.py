@@ -193,11 +193,11 @@ def _train_engine(args, param, gpu_ids, bar, log):
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
                         sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
-                        level=args.level, stages=options.stages(args) or ("",), param=param)
+                        level=args.level, stages=options.stages(args), param=param)
     train(opts, observer=bar, log=log)
     return 0
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -87,9 +87,6 @@ def check(solver, source="solver"):
         raise UserError(f"{source}: average_loss must be at least 1 (got {solver.average_loss})")
     if solver.iter_size < 1:
         raise UserError(f"{source}: iter_size must be at least 1 (got {solver.iter_size})")
-    if solver.snapshot_format != caffe_pb2.SolverParameter.BINARYPROTO:
-        raise UserError(f"{source}: snapshot_format HDF5 is not supported here; use "
-                        "snapshot_format: BINARYPROTO (the default)")
     try:
         schedules.check(solver, source)
     except UserError as err:
