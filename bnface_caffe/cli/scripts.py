@@ -4,6 +4,7 @@ from . import console
 
 build_lmdb = console("build_lmdb")
 caffe = console("caffe")
+draw_net = console("draw_net")
 forward = console("forward")
 gen_net = console("gen_net")
 gen_solver = console("gen_solver")
