@@ -55,3 +55,16 @@ def test_gpu_request_without_cuda(tool, tmp_path):
 def test_resume_flags_are_checked_first(tool, tmp_path, flags, fragment):
     (tmp_path / "s.prototxt").write_text(BASE)
     assert_one_line_error(tool("train", "s.prototxt", *flags, cwd=tmp_path), fragment)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "the file is empty (0 bytes)"),
+    (b"\x0a\x01n\xa2\x06\x03\x0a\x01a", "holds 1 layer(s) but no weights"),   # name "n", layer "a"
+])
+def test_weights_that_cannot_be_used_are_refused_before_training(tool, tmp_path, content, fragment):
+    (tmp_path / "net.prototxt").write_text(NET)
+    (tmp_path / "s.prototxt").write_text(BASE + 'net: "net.prototxt"\n')
+    (tmp_path / "w.caffemodel").write_bytes(content)
+    result = tool("train", "s.prototxt", "--backend", "engine", "--weights", "w.caffemodel",
+                  cwd=tmp_path)
+    assert_one_line_error(result, "w.caffemodel: " + fragment)

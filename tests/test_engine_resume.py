@@ -251,3 +251,18 @@ def test_the_data_layers_position_is_the_next_batch_not_the_prefetch_threads(tmp
     np.testing.assert_array_equal(again.nodes[0].layer.forward([])[0].numpy(), batches[0])
     net.close()
     again.close()
+
+
+def test_hdf5_snapshots_resume_exactly_too(runs, tmp_path):
+    _, straight, _ = runs[True]
+    hdf5 = {"snapshot_format": "HDF5"}
+    uninterrupted, _ = run(tmp_path, "h5.log", solver=hdf5)
+    assert_same_weights(straight, uninterrupted)
+    os.remove(tmp_path / "snap/toy_iter_15.solverstate.h5")     # as if killed before it
+    resumed, lines = run(tmp_path, "h5_from_12.log", solver=hdf5, resume=True)
+    messages = [m for _, m in lines]
+    assert ("--resume: the newest complete snapshot of snap/toy is "
+            "snap/toy_iter_12.solverstate.h5") in messages
+    assert ("Exact resume: data positions, random states and the smoothed loss restored from "
+            "snap/toy_iter_12.resume.json") in messages
+    assert_same_weights(straight, resumed)

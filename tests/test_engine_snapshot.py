@@ -18,10 +18,12 @@ from bnface_caffe.formats import caffemodel, glog, prototxt, resume_state, solve
 from bnface_caffe.formats.blobproto import array_to_proto
 from bnface_caffe.proto import caffe_pb2
 from conftest import ROOT
-from engine_util import captured_log, messages
+from bnface_caffe.engine.net import Net
+from engine_util import captured_log, messages, net_param
 from solver_fixtures import make_setup
 
-SHORT = {"max_iter": 10, "snapshot": 5, "test_interval": 100, "snapshot_prefix": "snap/toy"}
+SHORT = {"max_iter": 10, "snapshot": 5, "test_interval": 10, "test_initialization": False,
+         "snapshot_prefix": "snap/toy"}
 
 
 # -- hand-made sets ---------------------------------------------------------------------------
@@ -99,11 +101,25 @@ def test_leftover_temporaries_of_the_prefix_are_removed(tmp_path):
     assert len(messages(out)) == 2
 
 
-def test_the_order_of_a_snapshots_writes(tmp_path, monkeypatch):
+TINY_NET = """name: "n"
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y"
+  inner_product_param { num_output: 2 weight_filler { type: "constant" value: 1 } } }"""
+
+
+@pytest.mark.parametrize("hdf5_format", [False, True], ids=["binaryproto", "hdf5"])
+def test_the_order_of_a_snapshots_writes(tmp_path, monkeypatch, hdf5_format):
     """weights, sidecar, state; each renamed after the pause hook, its folder fsynced; an
     older state of the same iteration removed first."""
     os.chdir(tmp_path)
-    make_set("snap/toy", 7, value=5.0)
+    h5 = ".h5" if hdf5_format else ""
+    os.makedirs("snap")
+    open(f"snap/toy_iter_7.solverstate{h5}", "wb").close()    # an older set's state
+    net = Net(net_param(TINY_NET), logger=glog.Glog.silent())
+    param = caffe_pb2.SolverParameter(snapshot_format=caffe_pb2.SolverParameter.HDF5
+                                      if hdf5_format else caffe_pb2.SolverParameter.BINARYPROTO)
+    solver = SimpleNamespace(param=param, iter=7, current_step=2,
+                             history=[torch.zeros_like(p.data) for p in net.learnable_params])
     events = []
     real_replace, real_unlink, real_fsync = os.replace, os.unlink, os.fsync
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("rename", b)),
@@ -117,27 +133,31 @@ def test_the_order_of_a_snapshots_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(snapshot.time, "sleep", lambda s: events.append(("pause", s)))
     monkeypatch.setenv(snapshot.PAUSE_VARIABLE, "0.5")
-    net_param = caffe_pb2.NetParameter(name="n")
-    net_param.layer.add(name="ip", type="InnerProduct").blobs.append(
-        array_to_proto(np.ones((2, 3), np.float32)))
-    net = SimpleNamespace(to_proto=lambda write_diff: net_param, log=glog.Glog.silent())
-    solver = SimpleNamespace(iter=7, current_step=2, history=[torch.zeros(2, 3)])
     sidecar = {"format": resume_state.FORMAT, "version": 1}
     paths = snapshot.write_snapshot(solver, net, "snap/toy", sidecar=sidecar)
-    assert paths == ("snap/toy_iter_7.caffemodel", "snap/toy_iter_7.solverstate")
+    assert paths == (f"snap/toy_iter_7.caffemodel{h5}", f"snap/toy_iter_7.solverstate{h5}")
     folder = ("fsync folder", "snap")
     assert events == [
-        ("delete", "snap/toy_iter_7.solverstate"), folder,
-        ("pause", 0.5), ("rename", "snap/toy_iter_7.caffemodel"), folder, ("pause", 0.5),
+        ("delete", f"snap/toy_iter_7.solverstate{h5}"), folder,
+        ("pause", 0.5), ("rename", f"snap/toy_iter_7.caffemodel{h5}"), folder, ("pause", 0.5),
         ("pause", 0.5), ("rename", "snap/toy_iter_7.resume.json"), folder, ("pause", 0.5),
-        ("pause", 0.5), ("rename", "snap/toy_iter_7.solverstate"), folder, ("pause", 0.5)]
-    state_bytes = open("snap/toy_iter_7.solverstate", "rb").read()
+        ("pause", 0.5), ("rename", f"snap/toy_iter_7.solverstate{h5}"), folder, ("pause", 0.5)]
+    monkeypatch.undo()
+    state_bytes = open(f"snap/toy_iter_7.solverstate{h5}", "rb").read()
     written = resume_state.read("snap/toy_iter_7.resume.json")
-    assert written["iter"] == 7 and written["solverstate"] == "toy_iter_7.solverstate"
+    assert written["iter"] == 7 and written["solverstate"] == f"toy_iter_7.solverstate{h5}"
     assert resume_state.mismatch(written, state_bytes) is None
-    state = prototxt.read_binary("snap/toy_iter_7.solverstate", caffe_pb2.SolverState)
-    assert state.iter == 7 and state.current_step == 2
-    assert list(caffemodel.read("snap/toy_iter_7.caffemodel").layer[0].blobs[0].data) == [1.0] * 6
+    if hdf5_format:
+        from bnface_caffe.formats import hdf5
+        iteration, learned, step, _ = hdf5.read_solverstate(paths[1], glog.Glog.silent())
+        assert (iteration, learned, step) == (7, paths[0], 2)
+        layers = dict(hdf5.read_caffemodel(paths[0], glog.Glog.silent()))
+        assert layers["ip"][0].tolist() == [[1.0] * 3] * 2
+    else:
+        state = prototxt.read_binary(paths[1], caffe_pb2.SolverState)
+        assert state.iter == 7 and state.current_step == 2
+        assert list(caffemodel.read(paths[0]).layer[1].blobs[0].data) == [1.0] * 6
+    assert snapshot.newest_complete("snap/toy") == paths[1]
 
 
 # -- a failing write during training ----------------------------------------------------------

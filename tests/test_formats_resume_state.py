@@ -27,6 +27,7 @@ HAND_WRITTEN = b"""{"format": "bnface-caffe resume sidecar", "version": 1, "iter
 
 def test_the_sidecar_sits_beside_its_state():
     assert resume_state.path_for("snap/run_iter_12.solverstate") == "snap/run_iter_12.resume.json"
+    assert resume_state.path_for("snap/run_iter_12.solverstate.h5") == "snap/run_iter_12.resume.json"
     assert resume_state.path_for("odd_name") == "odd_name.resume.json"
 
 

@@ -50,6 +50,9 @@ def parser():
                    help="engine only: after each snapshot, delete all but the newest N "
                         "(default: keep all)")
     options.add_log(p)
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the run's scalars (train outputs, lr, test outputs, "
+                        "iterations/s) as TensorBoard events into DIR; both backends")
     p.add_argument("--fast", action="store_true",
                    help="engine only: the opt-in fast mode (TF32/bf16/channels-last; not "
                         "bit-faithful to Caffe)")
@@ -135,15 +138,19 @@ class ProgressBar:
                 break
 
 
-def main(argv):
+def main(argv, log=None, progress_bar=True):
+    """`log`: the run's Glog when the caller made it (bnface-caffe: Caffe's program name and
+    glog flags; the caller closes it); `progress_bar`: False keeps the glog lines on an
+    interactive stderr, as `caffe train` does."""
     args = parser().parse_args(argv)
     if args.resume and args.snapshot:
         raise UserError("give --snapshot FILE to resume from that file or --resume to resume "
                         "from the newest snapshot, not both")
     if not args.resume:   # with --resume, --weights only counts when there is no snapshot
         caffemodel.check_resume_or_finetune(args.snapshot, args.weights)
-    if args.weights:
-        caffemodel.weight_paths(args.weights)
+    if args.weights:   # every refusal (empty, not a model, no weights) before anything starts
+        for path in caffemodel.weight_paths(args.weights):
+            caffemodel.read(path)
     if args.keep_snapshots is not None and args.keep_snapshots < 1:
         raise UserError(f"--keep-snapshots {args.keep_snapshots}: give at least 1 (the newest "
                         "complete snapshot is always kept)")
@@ -157,14 +164,16 @@ def main(argv):
     rank = int(os.environ.get("RANK", "0"))
     # Only the root process logs, as in Caffe; the caffe backend's own glog lines reach the
     # --log file through stderr (backends.stderr_also_to).
+    own_log = rank != 0 or log is None
     if rank != 0:
         log = Glog.silent()
-    else:
+    elif log is None:
         log = options.make_log("train", args if backend == "engine" else
                                argparse.Namespace(quiet=args.quiet))
     bar = None
+    events = tensorboard_writer(args.tensorboard, rank)
     try:
-        with (backends.stderr_also_to(args.log) if backend == "caffe" else nullcontext()):
+        with (backends.stderr_also_to(args.log, events) if backend == "caffe" else nullcontext()):
             # The solver, its nets and LMDBs are checked, silently, before anything is
             # logged or started; then read again to log what Caffe logs while reading.
             param = solver_setup.read_solver(args.solver)
@@ -172,8 +181,11 @@ def main(argv):
             solver_setup.check_data_sources([(train_param, f"{args.solver}: train net")]
                                             + solver_setup.test_nets(param, args.solver))
             if backend == "engine":   # (pycaffe logs this itself)
+                if events is not None:     # (the caffe backend's lines reach it through stderr)
+                    log.sinks.append(events)
                 param = solver_setup.read_solver(args.solver, log=log)
-            if rank == 0 and sys.stderr.isatty() and backend == "engine" and not args.quiet:
+            if (progress_bar and rank == 0 and sys.stderr.isatty() and backend == "engine"
+                    and not args.quiet):
                 bar = ProgressBar(param.max_iter)
                 log.stderr = False
                 log.sinks.append(bar)
@@ -190,9 +202,21 @@ def main(argv):
         solver_log.run_ended(log, str(err))    # the --log file says why the run ended
         raise
     finally:
-        if bar is not None:
-            bar.close()
-        log.close()
+        for sink in (bar, events):
+            if sink is not None:
+                sink.close()
+                if sink in log.sinks:   # a caller's log outlives this run
+                    log.sinks.remove(sink)
+        if own_log:
+            log.close()
+
+
+def tensorboard_writer(folder, rank):
+    """--tensorboard DIR: the root process's event writer (a Glog sink), else None."""
+    if not folder or rank != 0:
+        return None
+    from ..tensorboard_events import EventWriter
+    return EventWriter(folder)
 
 
 def _train_engine(args, param, gpu_ids, bar, log):
@@ -205,12 +229,12 @@ def _train_engine(args, param, gpu_ids, bar, log):
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
                         sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
-                        level=args.level, stages=options.stages(args) or ("",), param=param,
+                        level=args.level, stages=options.stages(args), param=param,
                         resume=args.resume, keep_snapshots=args.keep_snapshots or 0)
     train(opts, observer=bar, log=log)
     return 0
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -8,6 +8,7 @@ Caffe files through these.
     caffemodel   .caffemodel weights: the one way in, with every refusal
     solverstate  .solverstate snapshots
     resume_state the resume sidecar beside a .solverstate (ours: what Caffe's state forgets)
+    hdf5         .caffemodel.h5 / .solverstate.h5, and HDF5 datasets (HDF5Data)
     glog         glog's line format, written (Glog) and read (parse_prefix)
     solver_log   the solver's log lines, writers beside the patterns that read them
     net_log      the net set-up lines ("Top shape: ...")

@@ -14,6 +14,7 @@ higher version is refused.
     {"format": "bnface-caffe resume sidecar", "version": 1,
      "iter": 1200,                                  # the snapshot's iteration
      "solverstate": "run_iter_1200.solverstate",    # base name of the state it completes
+                                                    # (or run_iter_1200.solverstate.h5)
      "solverstate_sha256": "9f2c…",                 # hex SHA-256 of that file's bytes: a
                                                     # sidecar beside another state is ignored
      "world_size": 1,                               # written by single-process runs only
@@ -52,10 +53,11 @@ SUFFIX = ".resume.json"
 
 
 def path_for(state_path):
-    """The sidecar of `X_iter_N.solverstate`: `X_iter_N.resume.json`."""
+    """The sidecar of `X_iter_N.solverstate` (or `.solverstate.h5`): `X_iter_N.resume.json`."""
     state_path = str(state_path)
-    if state_path.endswith(".solverstate"):
-        state_path = state_path[:-len(".solverstate")]
+    for ending in (".solverstate", ".solverstate.h5"):
+        if state_path.endswith(ending):
+            return state_path[:-len(ending)] + SUFFIX
     return state_path + SUFFIX
 
 
