@@ -9,6 +9,7 @@ from bnface_caffe.formats.glog import Glog
 from bnface_caffe.proto import caffe_pb2
 
 TOY_WIDTHS = (4, 6, 6, 8, 8, 10, 10, 12)
+WEIGHTED = ("Convolution", "Deconvolution", "InnerProduct")
 
 
 def paper_deploy(folder, bn, widths=TOY_WIDTHS, num_classes=5, seed=0):
@@ -26,8 +27,9 @@ def paper_deploy(folder, bn, widths=TOY_WIDTHS, num_classes=5, seed=0):
 
 
 def randomise(net, seed=0):
-    """Random values for every blob, positive running variances and a BatchNorm moving-
-    average factor that is not 1 (so a converter must divide it out)."""
+    """Random values for every blob: weights at He scale (so activations and softmax stay
+    in a useful range), positive running variances and a BatchNorm moving-average factor
+    that is not 1 (so a converter must divide it out)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for layer in net.layers:
@@ -39,4 +41,7 @@ def randomise(net, seed=0):
                               torch.full(blob.shape, factor)][i]
                 if layer.type in ("Scale", "PReLU") and i == 0:
                     values = values + 1.0
+                if layer.type in WEIGHTED and i == 0:
+                    fan_in = max(1, blob[0].numel())
+                    values = values / 0.3 * (2.0 / fan_in) ** 0.5
                 blob.copy_(values)
