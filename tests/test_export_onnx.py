@@ -10,7 +10,7 @@ from net_fixtures import paper_deploy, randomise
 from bnface_caffe.engine import Net
 from bnface_caffe.export import onnx_check, onnx_graph
 from bnface_caffe.export.onnx_layers import pooling_plan
-from bnface_caffe.glog import Glog
+from bnface_caffe.formats.glog import Glog
 from bnface_caffe.proto import caffe_pb2
 
 
@@ -174,17 +174,6 @@ layer { name: "rs" type: "Reshape" bottom: "data" top: "rs" reshape_param { shap
     assert max_error(net, model, batches=(2,)) <= 1e-6
 
 
-def write_net(tmp_path, text, name="n.prototxt"):
-    path = tmp_path / name
-    path.write_text(text)
-    net = Net(net_param(text), phase=caffe_pb2.TEST, logger=Glog(stderr=False))
-    randomise(net)
-    from bnface_caffe.engine import write_caffemodel
-    weights = tmp_path / (name + ".caffemodel")
-    write_caffemodel(net, weights)
-    return path, weights
-
-
 def test_cli_exports_verifies_and_refuses_in_one_line(tmp_path):
     deploy, weights, _ = paper_deploy(tmp_path, bn=True)
     out = tmp_path / "m.onnx"
@@ -208,9 +197,10 @@ def test_cli_exports_verifies_and_refuses_in_one_line(tmp_path):
                          'data_param { source: "/nowhere" batch_size: 2 } }')
     assert_one_line_error(run_tool("export_onnx", train_val, weights, "-o", tmp_path / "x.onnx"),
                           "layer 'data' (Data)", "export the deploy net")
-    mask, mask_weights = write_net(tmp_path, INPUT % dims(1, 1, 4, 4) + """
+    mask = tmp_path / "mask.prototxt"      # no learned layer: any caffemodel will do
+    mask.write_text(INPUT % dims(1, 1, 4, 4) + """
 layer { name: "p" type: "Pooling" bottom: "data" top: "p" top: "mask" pooling_param { kernel_size: 2 stride: 2 } }""")
-    assert_one_line_error(run_tool("export_onnx", mask, mask_weights, "-o", tmp_path / "x.onnx"),
+    assert_one_line_error(run_tool("export_onnx", mask, weights, "-o", tmp_path / "x.onnx"),
                           "layer 'p' (Pooling)", "argmax mask")
     assert_one_line_error(run_tool("export_onnx", deploy, weights, "-o", tmp_path / "x.onnx",
                                    "--outputs", "nope"), "--outputs nope", "no blob 'nope'")

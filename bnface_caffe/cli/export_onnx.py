@@ -10,22 +10,23 @@ the face embedding too). onnx.checker must pass. --verify runs onnxruntime and t
 on random inputs (two batch sizes) and on faces (--images, else built-in synthetic faces,
 through the image transform flags) and prints the largest difference per output; exit
 status 1 when one exceeds --tolerance (relative to the output's scale, at least 1).
+Without a transform flag, faces get (pixel - 128) / 256.
 """
 import argparse
 import os
 
 import numpy as np
 
-from .. import prototxt
 from ..engine import read_net
-from ..errors import UserError
+from ..errors import RunFailed, UserError
 from ..export import onnx_check, onnx_graph
-from ..glog import log
+from ..formats import prototxt
 from ..inference import FaceImages, add_transform_arguments, open_deploy, transform_param
+from . import options
 
 
 def parser():
-    p = argparse.ArgumentParser(prog="export_onnx.py", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("deploy", help="deploy prototxt (an Input layer feeds the net)")
@@ -42,8 +43,9 @@ def parser():
     add_transform_arguments(g)
     g.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest allowed |onnx - engine| / max(1, max |engine|) (1e-4)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    options.add_quiet(p, "summary on success")
     p.add_argument("--verbose", action="store_true", help="show the net's set-up log")
+    options.add_version(p)
     return p
 
 
@@ -55,10 +57,10 @@ def face_inputs(args, net, blob):
     if c != 1 or h != w:
         return None
     if args.raw or args.transform_from or args.mean_file or args.mean_value or \
-            args.scale is not None:
+            args.pixel_scale is not None:
         transform = transform_param(args)
     else:  # no transform given: centre the pixels roughly as the paper's nets expect
-        args.mean_value, args.scale = [128.0], 1 / 256
+        args.mean_value, args.pixel_scale = [128.0], 1 / 256
         transform = transform_param(args)
     images = FaceImages(shape, transform, detect=not args.no_detect)
     if args.images:
@@ -93,16 +95,18 @@ def verify(args, model_bytes, net, outputs):
 
 
 def main(argv):
-    args = parser().parse_args(argv)
-    if not args.verbose:
-        log.stderr = False
-    net_param = read_net(args.deploy)
+    p = parser()
+    args = p.parse_args(argv)
+    args.pixel_scale = options.pixel_scale(args, p.prog)
+    options.check_writable(args.output)
+    log = options.make_log("export_onnx", to_stderr=args.verbose)
+    net_param = read_net(args.deploy, log)
     onnx_graph.check_net_param(net_param, args.deploy)
     if args.images:
         for path in args.images:
             if not os.path.isfile(path):
                 raise UserError(f"{path}: no such file")
-    net, _ = open_deploy(args.deploy, args.weights, net_param)
+    net, _ = open_deploy(args.deploy, args.weights, net_param, log=log)
     outputs = [b for b in (args.outputs or "").split(",") if b] or None
     model, dynamic = onnx_graph.export(net, args.deploy, outputs, not args.static_batch)
     data = model.SerializeToString()
@@ -126,5 +130,7 @@ def main(argv):
             print(f"verify ({'ok' if ok else 'FAILED'}: worst {worst:.3g}, tolerance "
                   f"{args.tolerance:g}):")
             print("\n".join(lines))
-        return 0 if ok else 1
+        if not ok:
+            raise RunFailed(f"onnxruntime and the engine differ by {worst:.3g} (relative), "
+                            f"more than --tolerance {args.tolerance:g}; see the lines above")
     return 0

@@ -34,7 +34,7 @@ def check_net_param(net_param, source):
     """Refuse a net with a layer ONNX export cannot convert, before it is built (a train_val
     net would otherwise open its LMDBs first)."""
     from ..engine.netparam import filter_net
-    from ..glog import Glog
+    from ..formats.glog import Glog
 
     state = caffe_pb2.NetState(phase=caffe_pb2.TEST)
     for layer in filter_net(net_param, state, source, Glog(stderr=False)).layer:
