@@ -114,3 +114,22 @@ def plot_roc(curves, title=None):
     if title:
         ax.set_title(title, fontsize=10)
     return fig
+
+
+def load(folder):
+    """(Roc, figures) from a tools/verify.py output folder (roc.csv, metrics.csv)."""
+    with open(f"{folder}/roc.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(f"{folder}/metrics.csv", newline="") as f:
+        fig = next(csv.DictReader(f))
+    fig = {k: (v if k == "name" else float(v) if v else None) for k, v in fig.items()}
+    curve = metrics.Roc(far=np.array([float(r["far"]) for r in rows]),
+                        tar=np.array([float(r["tar"]) for r in rows]),
+                        thresholds=np.array([float(r["threshold"]) for r in rows]),
+                        positives=0, negatives=0)
+    return curve, fig
+
+
+def plot_roc_folders(labelled_folders, title=None):
+    """One ROC figure of several tools/verify.py results: [(label, folder)]."""
+    return plot_roc([(label, *load(folder)) for label, folder in labelled_folders], title)
