@@ -134,3 +134,8 @@ def main(argv):
             raise RunFailed(f"onnxruntime and the engine differ by {worst:.3g} (relative), "
                             f"more than --tolerance {args.tolerance:g}; see the lines above")
     return 0
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)

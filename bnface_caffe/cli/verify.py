@@ -170,3 +170,8 @@ def main(argv):
         print("  " + line)
     print(f"wrote {args.outdir}/: {', '.join(OUTPUTS)}")
     return 0
+
+
+if __name__ == "__main__":
+    from . import run
+    run(main)
