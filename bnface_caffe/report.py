@@ -138,7 +138,7 @@ def markdown(rows, target, tolerance_pp, scale=1.0, paper=True, verification=Non
         lines.append(f"Iterations are divided by the run's scale {scale:g} (as given to "
                      "gen_solver.py --scale), so they read in the paper's units.")
     if verification is not None:
-        lines.append("Verification: same/different pairs of held-out people (tools/verify.py; "
+        lines.append("Verification: same/different pairs of held-out people (bnface-verify: "
                      "accuracy over folds, threshold chosen on the other folds; EER from the "
                      "ROC of all pairs).")
     t = _target_text(target)

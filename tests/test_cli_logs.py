@@ -150,7 +150,7 @@ def test_report_adds_verification_columns(tmp_path, capsys):
     assert rows[1].endswith(",0.9125,0.0123,0.0875") and rows[2].endswith(",,,")
     metrics.write_text("name,x\nfoo,1\n")
     status, _, err = call(report.main, logs + ["--verification", str(metrics)], capsys)
-    assert status == 2 and "not a tools/verify.py metrics.csv" in err
+    assert status == 2 and "not a verify metrics.csv" in err
 
 
 def test_plot_curves_cli(tmp_path, capsys):

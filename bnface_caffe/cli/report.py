@@ -59,7 +59,7 @@ def read_verification(paths):
             raise UserError(f"--verification {path}: cannot read ({err.strerror})") from None
         for row in rows:
             if not {"name", "accuracy", "accuracy_std", "eer"} <= set(row):
-                raise UserError(f"--verification {path}: not a tools/verify.py metrics.csv "
+                raise UserError(f"--verification {path}: not a verify metrics.csv (bnface-verify) "
                                 "(needs name, accuracy, accuracy_std and eer columns)")
             out[row["name"]] = row
     return out
