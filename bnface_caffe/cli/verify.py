@@ -26,8 +26,8 @@ from ..data import sources
 from ..engine import read_net
 from ..errors import UserError
 from ..formats import prototxt
-from ..inference import FaceImages, add_transform_arguments, open_deploy, run_batches
-from ..inference import transform_param
+from ..inference import FaceImages, add_transform_arguments, check_deploy, open_deploy
+from ..inference import run_batches, transform_param
 from ..verification import features as feat
 from ..verification import pairs as pairs_mod
 from ..verification import results
@@ -123,6 +123,7 @@ def main(argv):
         raise UserError("--batch-size must be at least 1")
     log = options.make_log("verify", to_stderr=args.verbose)
     net_param = read_net(args.deploy, log)
+    check_deploy(net_param, args.deploy)
     transform = transform_param(args)
     paths, identities, pairs = read_images(args)
     if pairs is None:
