@@ -266,3 +266,21 @@ def test_hdf5_snapshots_resume_exactly_too(runs, tmp_path):
     assert ("Exact resume: data positions, random states and the smoothed loss restored from "
             "snap/toy_iter_12.resume.json") in messages
     assert_same_weights(straight, resumed)
+
+
+def test_data_layers_without_a_resume_state_are_named():
+    from types import SimpleNamespace
+    from bnface_caffe.engine import resume
+
+    def node(name, type_, stateful):
+        layer = SimpleNamespace(name=name, type=type_)
+        if stateful:
+            layer.resume_state = lambda: {}
+        return SimpleNamespace(layer=layer)
+    train_net = SimpleNamespace(nodes=[node("data", "Data", True), node("ip", "InnerProduct", False)])
+    test_net = SimpleNamespace(nodes=[node("images", "ImageData", False), node("in", "Input", False)])
+    loop = SimpleNamespace(net=train_net, test_nets=[test_net])
+    assert [(label, layer.name) for label, layer in resume.layers_left_out(loop)] == [
+        ("test#0", "images")]
+    assert [(label, layer.name) for label, layer in resume.data_layers(loop)] == [
+        ("train", "data")]

@@ -47,6 +47,17 @@ def data_layers(loop):
             if hasattr(node.layer, "resume_state")]
 
 
+# Caffe layer types that keep a read position or a generator of their own; one without
+# resume_state/restore_resume_state cannot be put back where it was.
+STATEFUL_DATA_TYPES = ("Data", "ImageData", "HDF5Data", "WindowData", "MemoryData")
+
+
+def layers_left_out(loop):
+    """(net label, layer) of data layers whose position a sidecar cannot hold."""
+    return [(label, node.layer) for label, net in nets_of(loop) for node in net.nodes
+            if node.layer.type in STATEFUL_DATA_TYPES and not hasattr(node.layer, "resume_state")]
+
+
 def capture(loop, layers=None):
     """The state now; `layers`: data_layers(loop), when the caller keeps it."""
     on_cuda = loop.net.device.type == "cuda"
@@ -117,6 +128,9 @@ def restore_beside(state_path, loop, log):
         raise UserError(f"{path}: a malformed resume sidecar ({type(err).__name__}: {err}); "
                         "delete it to resume as Caffe does") from None
     solver_log.resume_exact(log, path)
+    for label, layer in layers_left_out(loop):
+        solver_log.resume_partial(log, f"layer '{layer.name}' ({layer.type}) of the {label} net "
+                                       "keeps no resume state: it reads from its start again")
     if cpu_only and loop.net.device.type == "cuda":
         solver_log.resume_partial(log, f"{path} was written by a CPU run: CUDA's random state "
                                        "(dropout on the GPU) starts afresh")
