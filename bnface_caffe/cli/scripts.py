@@ -13,3 +13,9 @@ report = console("report")
 reproduce = console("reproduce")
 time_net = console("time_net")
 train = console("train")
+
+
+def pycaffe():
+    """bnface-pycaffe: options before the script are ours, the rest the script's."""
+    from .pycaffe import entry
+    entry("bnface-pycaffe")

@@ -46,13 +46,17 @@ class Loop:
         self.losses, self.smoothed_loss = [], f32(0)
         self.iterations_last = 0   # Caffe never initialises it; its first rate is meaningless
         self.last_snapshot = None
+        self.callbacks = []        # Solver::add_callback: objects with on_start, on_gradients_ready
 
     # -- Solve ---------------------------------------------------------------------------
-    def solve(self):
-        """Train to max_iter from the solver's current iter. Returns False if stopped early."""
+    def solve(self, restore=None):
+        """Train to max_iter from the solver's current iter. Returns False if stopped early.
+        `restore()`, if given, runs after the "Solving" lines (Solver::Solve(resume_file))."""
         p, root = self.param, self.world.is_root
         if root:
             solver_log.solving(self.log, self.net.name, p.lr_policy)
+        if restore is not None:
+            restore()
         self.requested_early_exit = False
         start_iter = self.solver.iter
         self.step(p.max_iter - self.solver.iter)
@@ -90,6 +94,8 @@ class Loop:
                     self.requested_early_exit = self.world.broadcast_flag(self.requested_early_exit)
                 if self.requested_early_exit:
                     break
+            for callback in self.callbacks:
+                callback.on_start()
             display_now = bool(p.display) and it % p.display == 0
             loss = f32(0)
             for _ in range(p.iter_size):
@@ -103,6 +109,8 @@ class Loop:
                 solver_log.iteration(self.log, it, per_s, lapse, p.display, self.smoothed_loss)
                 timer, self.iterations_last = time.perf_counter(), it
                 self.log_outputs(net, lambda *a: solver_log.train_output(self.log, *a))
+            for callback in self.callbacks:
+                callback.on_gradients_ready()
             diverged = not math.isfinite(loss)
             if self.world.size > 1:
                 # Gradients are summed across ranks and divided by their number (Caffe's NCCL
