@@ -99,7 +99,7 @@ class Solver:
         if on_gradients_ready is None:
             raise like(TypeError, "solver.add_callback(on_start, on_gradients_ready): give both "
                                   "functions (an NCCL object is not supported here)")
-        self._loop.callbacks.append(_Callback(on_start, on_gradients_ready))
+        self._loop.callbacks.append(_Callback(self, on_start, on_gradients_ready))
 
     def share_weights(self, net):
         """`net` computes with this solver's train-net weights."""
@@ -107,8 +107,29 @@ class Solver:
 
 
 class _Callback:
-    def __init__(self, on_start, on_gradients_ready):
-        self.on_start, self.on_gradients_ready = on_start, on_gradients_ready
+    """Runs a Python callback in the middle of the engine's loop: the nets' blobs first take
+    the engine's latest values (the callback may read them, as in Caffe), and what the
+    callback writes into parameters goes back to the device before the loop goes on."""
+
+    def __init__(self, solver, on_start, on_gradients_ready):
+        self.solver, self.functions = solver, (on_start, on_gradients_ready)
+
+    def _call(self, function):
+        nets = [self.solver.net] + self.solver.test_nets
+        for net in nets:
+            net._runner.pull()
+        try:
+            function()
+        finally:
+            for net in nets:
+                for storage in net._host_copies():
+                    storage.push()
+
+    def on_start(self):
+        self._call(self.functions[0])
+
+    def on_gradients_ready(self):
+        self._call(self.functions[1])
 
 
 class SGDSolver(Solver):
