@@ -23,6 +23,7 @@ import torch
 from ..engine import net_weights
 from ..engine.blob import Blob, BlobVec, Storage
 from ..engine.net import Net as EngineNet
+from ..engine.net_build import fold_batchnorm_scale
 from ..errors import UserError, like
 from ..formats import caffemodel, prototxt, pycaffe_log
 from ..proto import caffe_pb2
@@ -375,9 +376,11 @@ class Net:
         with self._computing():
             if self._runner.sources_reshaped():
                 self._runner.reshape_all()
+            fold_batchnorm_scale(self._engine.nodes)   # what tools/train.py computes, bit for bit
             try:
                 yield
             finally:
+                _unfold_batchnorm_scale(self._engine.nodes)
                 self._runner.pull()
 
 
@@ -482,8 +485,9 @@ def _trim_padding(results, inputs):
 
 
 def _unfold_batchnorm_scale(nodes):
-    """The engine may let a BatchNorm apply the following in-place Scale itself (speed only);
-    layer by layer, the BatchNorm's top must hold what Caffe's does, so each computes its own."""
+    """The engine lets a BatchNorm apply the following in-place Scale itself (speed; the last
+    bits differ); layer by layer, the BatchNorm's top must hold what Caffe's does, so each
+    computes its own there. The solver's whole-net pass folds them again (_engine_pass)."""
     for node in nodes:
         scale = getattr(node.layer, "scale_layer", None)
         if scale is not None:
