@@ -231,3 +231,24 @@ layer { name: "t2" type: "Python" bottom: "a" top: "a"
     net.save(model)
     other = caffe.Net(path, caffe.TEST, weights=model)
     assert other.params["t2"][0].data[0] == 4
+
+
+def test_views_stay_right_with_separate_host_copies(tmp_path, monkeypatch):
+    """As on a GPU: every blob keeps a host copy apart from the memory the net computes with
+    (forced here on the CPU), and .data/.diff still read and write what the net uses."""
+    from bnface_caffe.engine.blob import Storage
+    monkeypatch.setattr(Storage, "host_copies_on_cpu", True)
+    net = caffe.Net(write(tmp_path, "hand.prototxt", HAND_NET), caffe.TEST)
+    for (name, i), value in {("ip", 0): W1, ("ip", 1): B1, ("ip2", 0): W2, ("ip2", 1): B2}.items():
+        net.params[name][i].data[...] = value
+    data = net.params["ip"][0].data
+    assert not np.shares_memory(data, net._engine.nodes[1].layer.blobs[0].detach().numpy())
+    net.blobs["data"].data[...] = X
+    assert np.allclose(net.forward()["out"], by_hand(X)[1], atol=1e-6)
+    g = np.array([[1.0], [-2.0]], np.float32)
+    net.blobs["out"].diff[...] = g
+    _, _, want = by_hand(X, g=g.astype(np.float64))
+    assert np.allclose(net.backward()["data"], want["data"], atol=1e-6)
+    assert np.allclose(net.params["ip"][0].diff, want["W1"], atol=1e-6)
+    net.params["ip2"][0].data[...] *= 0.5                  # surgery through a fresh .data
+    assert np.allclose(net.forward(data=X)["out"], by_hand(X, w2=0.5 * W2)[1], atol=1e-6)

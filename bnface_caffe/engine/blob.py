@@ -24,6 +24,7 @@ DEVICE, HOST, SYNCED = "device", "host", "synced"   # which copy is newest (Sync
 
 class Storage:
     """One float32 array of a blob. `adopt`: a tensor to use as is (fixed shape)."""
+    host_copies_on_cpu = False   # tests: keep a separate host copy on the CPU too, as on a GPU
 
     def __init__(self, shape=(), device="cpu", adopt=None, mirrored=None):
         if adopt is not None:
@@ -35,7 +36,9 @@ class Storage:
             self.shape = _dims(shape)
             self.flat = torch.zeros(count(self.shape), device=self.device)
         # mirrored: a separate host copy (always on a GPU; tests force it on the CPU)
-        self.mirrored = self.device.type != "cpu" if mirrored is None else mirrored
+        if mirrored is None:
+            mirrored = self.device.type != "cpu" or Storage.host_copies_on_cpu
+        self.mirrored = mirrored
         self.host = None
         self.head = DEVICE
 
