@@ -23,7 +23,7 @@ import contextlib
 import torch
 
 from ..engine.layers.python import Python as PythonLayerType
-from ..errors import UserError, like
+from ..errors import like
 
 
 def constant_dummy_tops(lp):

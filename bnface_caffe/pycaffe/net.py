@@ -466,8 +466,8 @@ def _check_file(path):
     try:
         with open(path, "rb"):
             pass
-    except OSError:
-        raise like(RuntimeError, f"Could not open file {path}") from None
+    except OSError as err:
+        raise like(RuntimeError, f"Could not open file {path} ({err.strerror})") from None
 
 
 def _shown(name):
