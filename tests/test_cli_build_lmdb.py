@@ -66,6 +66,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
                           "expected --synthetic OUTDIR")
     assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "o",
                                    "--test-fraction", 1.5), "--test-fraction")
+    assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "o", "--workers", -1),
+                          "--workers must be ≥ 0 (0 = one per core), got -1")
+    assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "o", "--difficulty", 5),
+                          "--difficulty must be in [0, 1]", "got 5")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("keep me")
     assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "taken"),

@@ -2,6 +2,7 @@
 figures and the paper's table."""
 import csv
 import json
+import os
 
 import matplotlib.image
 import pytest
@@ -58,3 +59,45 @@ def test_scale_covers_the_planned_epochs():
 
 def test_unknown_run_is_a_one_line_error():
     assert_one_line_error(run_tool("reproduce", "fast", "--runs", "original,cosine"), "unknown run(s) cosine")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--set", "widths=1,2"], "--widths needs 8 conv widths"),
+    (["--gpu", "0"], "--gpu 0: no CUDA device"),
+])
+def test_mistakes_are_refused_before_anything_is_built(tmp_path, capsys, flags, fragment):
+    from bnface_caffe.cli import reproduce
+    from conftest import assert_one_line_status, call_main
+    if flags[0] == "--gpu":
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        status, out, err = call_main(reproduce.main, ["fast", *flags], capsys)
+    finally:
+        os.chdir(cwd)
+    assert_one_line_status(status, err, fragment)
+    assert os.listdir(tmp_path) == []   # no data, nets, solvers or results
+
+
+def test_your_table_next_to_the_reference_run(tmp_path):
+    from bnface_caffe.cli.reproduce import compare_with_reference
+    head = "run,iterations_to_target,iterations_to_stay_at_target,best_accuracy,scale\n"
+    yours, reference = tmp_path / "demo", tmp_path / "reference"
+    yours.mkdir()
+    reference.mkdir()
+    (yours / "table.csv").write_text(head + "original,1400,1500,0.9375,0.01\n"
+                                            "early_drop,,,0.5,0.01\n")
+    (reference / "table.csv").write_text(head + "original,1400,1400,0.9338,0.01\n"
+                                                "multistep,700,1540,0.98,0.01\n")
+    (reference / "run.json").write_text(json.dumps({"machine": {"cpu": "Some CPU"},
+                                                    "date": "2026-11-30T10:00:00", "minutes": 10.8}))
+    text = compare_with_reference(str(yours), str(reference))
+    lines = text.splitlines()
+    assert lines[0] == f"Your run next to the reference run in {reference}/ (Some CPU, 2026-11-30, 10.8 minutes):"
+    assert "| original | 140,000 / 140,000 | 150,000 / 140,000 | 93.75% / 93.38% |" in lines
+    assert "| multistep | (not run) / 70,000 | (not run) / 154,000 | (not run) / 98.00% |" in lines
+    assert "| early_drop | — / (not run) | — / (not run) | 50.00% / (not run) |" in lines
+    assert "other CPUs" in lines[-1]

@@ -152,9 +152,16 @@ def test_detection_crops_and_as_is_inputs(tmp_path):
     (tmp_path / "in" / "eileen").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "in" / "eileen" / "a.jpg"), skdata.astronaut()[:, :, ::-1])
     cv2.imwrite(str(tmp_path / "in" / "eileen" / "b.png"), np.full((50, 50), 7, np.uint8))
+    # an LFW-style tight crop: the face fills the image, so the margin is shrunk to fit
+    tight = (skdata.lfw_subset()[0] * 255).round().astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "in" / "eileen" / "c.png"), cv2.resize(tight, (100, 100)))
     facts = run(tmp_path / "in", tmp_path / "out", test_fraction=0)
-    assert facts["crops"] == {"face": 1, "as-is": 1}
+    assert facts["crops"] == {"face": 1, "as-is": 1, "face-fitted": 1}
     assert facts["test"] == 0
+    from bnface_caffe.cli.build_lmdb import summary
+    facts["outdir"], facts["synthetic"] = "out", False
+    assert ("Crops: 2 detected faces (1 with the margin shrunk to stay inside the image: tight "
+            "crops, the face fills the image), 0 centre crops") in summary(facts)
 
 
 def test_existing_output_needs_overwrite_and_is_replaced_whole(tmp_path):

@@ -21,7 +21,7 @@ def test_reads_a_model_with_blobs(tmp_path):
     ("text.caffemodel", b"layer { name: 'x' }", "not a binary caffe.NetParameter"),
     ("layers.caffemodel", caffe_pb2.NetParameter(layer=[caffe_pb2.LayerParameter(name="a")])
      .SerializeToString(), "holds 1 layer(s) but no weights"),
-    ("m.caffemodel.h5", b"\x89HDF", "HDF5 caffemodels are not supported"),
+    ("m.caffemodel.h5", b"\x89HDF\r\n\x1a\n" + bytes(56), "is an HDF5 .caffemodel.h5, not a binary"),
 ])
 def test_refusals_are_one_clear_line(tmp_path, name, content, fragment):
     path = tmp_path / name

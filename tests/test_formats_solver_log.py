@@ -1,9 +1,12 @@
 """The solver's log lines: each writer prints Caffe's text (written out here as Caffe prints
 it), and the patterns beside it read the same line back."""
 import io
+import re
 
 from bnface_caffe.formats import solver_log
-from bnface_caffe.formats.glog import Glog, message_of
+from bnface_caffe.formats.glog import Glog
+
+LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ (\S+)\] (.*)$")
 
 
 def lines(write):
@@ -11,7 +14,7 @@ def lines(write):
     out = io.StringIO()
     log.sinks.append(out)
     write(log)
-    return [(line.split(" ")[3].rstrip("]"), message_of(line)) for line in out.getvalue().splitlines()]
+    return [LINE.match(line).groups() for line in out.getvalue().splitlines()]
 
 
 def test_iteration_output_and_lr_lines_are_caffes_and_parse_back():

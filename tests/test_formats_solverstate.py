@@ -37,5 +37,5 @@ def test_names_and_learned_net_found_beside_a_moved_state(tmp_path):
 def test_refusals(tmp_path):
     with pytest.raises(UserError, match="no such solver state file"):
         solverstate.read(str(tmp_path / "none.solverstate"))
-    with pytest.raises(UserError, match="HDF5 solver states are not supported"):
-        solverstate.read(str(tmp_path / "x.solverstate.h5"))
+    assert solverstate.snapshot_paths("snap/x", 7, hdf5=True) == (   # snapshot_format: HDF5
+        "snap/x_iter_7.caffemodel.h5", "snap/x_iter_7.solverstate.h5")

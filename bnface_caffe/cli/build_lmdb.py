@@ -48,7 +48,8 @@ def parser():
     g.add_argument("--identities", type=int, default=300, help="(300)")
     g.add_argument("--images-per-identity", type=int, default=30, help="(30)")
     g.add_argument("--difficulty", type=float, default=synthetic.DEFAULT_DIFFICULTY,
-                   help=f"within-identity variation ({synthetic.DEFAULT_DIFFICULTY})")
+                   help=f"within-identity variation, 0 (none) to {synthetic.MAX_DIFFICULTY:g} "
+                        f"(default {synthetic.DEFAULT_DIFFICULTY})")
     g = p.add_argument_group("run")
     g.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing OUTDIR")
@@ -69,7 +70,11 @@ def build_options(args):
               (args.margin < 0, "--margin must be ≥ 0"),
               (args.identities < 1, "--identities must be ≥ 1"),
               (args.images_per_identity < 1, "--images-per-identity must be ≥ 1"),
-              (args.difficulty < 0, "--difficulty must be ≥ 0"),
+              (not 0 <= args.difficulty <= synthetic.MAX_DIFFICULTY,
+               f"--difficulty must be in [0, {synthetic.MAX_DIFFICULTY:g}] (0: every image of an "
+               f"identity alike; {synthetic.MAX_DIFFICULTY:g}: the most variation the renderer "
+               f"draws), got {args.difficulty:g}"),
+              (args.workers < 0, f"--workers must be ≥ 0 (0 = one per core), got {args.workers}"),
               (args.max_classes is not None and args.max_classes < 1,
                "--max-classes must be ≥ 1")]
     for bad, message in checks:
@@ -101,9 +106,15 @@ def summary(f):
         text += " Skipped 0 files."
     crops = f["crops"]
     if not f["synthetic"]:
-        text += (f" Crops: {crops.get('face', 0)} detected faces, {crops.get('centre', 0)} "
-                 f"centre crops (no face found or detection off), {crops.get('as-is', 0)} "
-                 f"already {f['size']}x{f['size']}.")
+        faces = sum(crops.get(k, 0) for k in ("face", "face-fitted", "face-padded"))
+        text += f" Crops: {faces} detected faces"
+        tight = [(crops.get("face-fitted", 0), "with the margin shrunk to stay inside the image"),
+                 (crops.get("face-padded", 0), "reaching past the edge (mirrored there)")]
+        tight = [f"{n} {what}" for n, what in tight if n]
+        if tight:
+            text += f" ({'; '.join(tight)}: tight crops, the face fills the image)"
+        text += (f", {crops.get('centre', 0)} centre crops (no face found or detection off), "
+                 f"{crops.get('as-is', 0)} already {f['size']}x{f['size']}.")
     if f["dropped_classes"]:
         text += (f" {f['dropped_classes']} listed classes left out (--min-images-per-class, "
                  "--max-classes or unreadable images).")
@@ -129,5 +140,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

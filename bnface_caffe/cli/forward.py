@@ -6,6 +6,10 @@ files, each read gray and cropped to the input size as the LMDB builder does
 ((pixel - mean) * scale, from --transform-from TRAIN_VAL.prototxt or
 --mean-file/--mean-value/--pixel-scale). OUT.npz holds every output blob by name (and
 any --blobs), one row per input; --top-k prints the best classes per input.
+
+Quiet by default, as a tool for scripts: stderr gets warnings and errors only, Caffe's net
+set-up lines (several hundred for the paper's nets) with -v/--verbose. GLOG_log_dir still
+gets every line in its file, as glog does.
 """
 import argparse
 import io
@@ -17,10 +21,14 @@ import torch
 from ..engine import Net, read_net
 from ..engine.transform import Transformer
 from ..errors import UserError
+from ..formats import caffemodel
 from ..formats.glog import Glog
 from ..formats.prototxt import write_bytes
 from ..proto import caffe_pb2
 from . import options
+
+DATA_LAYER_TYPES = ("Data", "ImageData", "HDF5Data", "WindowData", "MemoryData", "DummyData",
+                    "Python")
 
 
 def parse_args(argv):
@@ -30,8 +38,9 @@ def parse_args(argv):
     ap.add_argument("inputs", nargs="+", metavar="INPUT", help="one .npy array, or image files")
     ap.add_argument("-o", "--output", required=True, metavar="OUT.npz")
     ap.add_argument("--blobs", default="", help="comma-separated extra blobs to save (e.g. pool4)")
-    ap.add_argument("--top-k", type=int, default=0, metavar="K", help="print the K best classes")
-    ap.add_argument("--labels", help="labels.txt: line i names class i (for --top-k)")
+    ap.add_argument("--top-k", type=int, metavar="K", help="print the K best classes per input")
+    ap.add_argument("--labels", help="labels.txt: line i names class i (for --top-k; one line "
+                                     "per class of the net)")
     ap.add_argument("--input-blob", help="the input blob to feed (default: the net's only one)")
     ap.add_argument("--batch-size", type=int, default=64, help="inputs per forward pass")
     ap.add_argument("--transform-from", metavar="TRAIN_VAL",
@@ -42,14 +51,20 @@ def parse_args(argv):
     ap.add_argument("--raw", action="store_true", help="feed image pixels 0..255 untransformed")
     ap.add_argument("--no-detect", action="store_true", help="centre crop, no face detection")
     options.add_gpu(ap)
-    options.add_quiet(ap, "set-up log on stderr")
+    chatter = ap.add_mutually_exclusive_group()
+    chatter.add_argument("-v", "--verbose", action="store_true",
+                         help="show Caffe's net set-up lines on stderr (default: warnings only)")
+    options.add_quiet(chatter, "warnings on stderr either (errors only)")
     options.add_version(ap)
     args = ap.parse_args(argv)
     args.pixel_scale = options.pixel_scale(args, ap.prog)
     if args.batch_size < 1:
-        ap.error("--batch-size must be at least 1")
-    if args.top_k < 0:
-        ap.error("--top-k must be >= 0")
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.top_k is not None and args.top_k < 1:
+        raise UserError(f"--top-k must be at least 1 (the number of best classes to print), "
+                        f"got {args.top_k}; leave it out to print none")
+    if args.labels and args.top_k is None:
+        raise UserError("--labels names the classes that --top-k prints; give --top-k K too")
     return args
 
 
@@ -163,18 +178,38 @@ def print_top_k(result, names, k, labels):
         print(f"{name}: " + ", ".join(parts))
 
 
+def check_deploy(net_param, path):
+    """A deploy net is fed through an Input layer; a train_val net (Data layers) is not one."""
+    if any(layer.type == "Input" for layer in net_param.layer):
+        return
+    data = [layer.name for layer in net_param.layer if layer.type in DATA_LAYER_TYPES]
+    if data:
+        raise UserError(f"{path}: no Input layer, but data layers ({', '.join(data)}): this is a "
+                        "train_val net; give the deploy net (tools/gen_net.py --deploy)")
+    raise UserError(f"{path}: no Input layer to feed; give a deploy net")
+
+
 def main(argv):
     args = parse_args(argv)
     options.check_writable(args.output)
-    log = options.make_log("forward", args)
-    net_param = read_net(args.deploy, log)   # input mistakes fail before any log line
-    transform = None if is_npy(args) or args.raw else transform_param(args)
-    for path in [args.weights] + ([] if is_npy(args) else args.inputs):
+    log = options.make_log("forward", args, info_on_stderr=args.verbose)
+    # The user's mistakes in the order they would look for them: the net, the files, the
+    # weights, and only then what image inputs need (the transform).
+    net_param = read_net(args.deploy, log)
+    check_deploy(net_param, args.deploy)
+    npy = is_npy(args)
+    for path in [args.weights] + ([] if npy else args.inputs) + ([args.labels] if args.labels else []):
         if not os.path.isfile(path):
             raise UserError(f"{path}: no such file")
+    weights = caffemodel.read(args.weights)
+    labels = None
+    if args.labels:
+        from ..data.sources import read_names
+        labels = read_names(args.labels)
+    transform = None if npy or args.raw else transform_param(args)
     device = options.single_device(args.gpu, log)
     net = Net(net_param, phase=caffe_pb2.TEST, device=device, source=args.deploy, logger=log)
-    net.copy_trained_layers_from_file(args.weights)
+    net.copy_trained_layers_from(weights, args.weights)
     inputs = net.input_names
     if args.input_blob:
         if args.input_blob not in inputs:
@@ -190,6 +225,12 @@ def main(argv):
     shape = net.shapes[blob]
     if len(shape) != 4:
         raise UserError(f"{args.deploy}: input blob '{blob}' has shape {shape}; expected N C H W")
+    if labels is not None:
+        score_blob = "prob" if "prob" in net.output_names else net.output_names[0]
+        classes = int(np.prod(net.shapes[score_blob][1:]))
+        if len(labels) != classes:
+            raise UserError(f"--labels {args.labels}: {len(labels)} names for the net's {classes} "
+                            f"classes ('{score_blob}'); give one line per class, in label order")
     array, names = load_inputs(args, shape, transform)
     wanted = list(net.output_names)
     for name in filter(None, args.blobs.split(",")):
@@ -202,15 +243,11 @@ def main(argv):
         result = run_batches(net, blob, array, wanted, args.batch_size)
     save_npz(args.output, result)
     if args.top_k:
-        labels = None
-        if args.labels:
-            from ..data.sources import read_names
-            labels = read_names(args.labels)
         scores = result["prob"] if "prob" in result else result[net.output_names[0]]
         print_top_k(scores, names, args.top_k, labels)
     return 0
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

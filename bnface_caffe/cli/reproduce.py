@@ -299,5 +299,5 @@ def write_run_info(out, argv, args, plan, scale, classes, train_images, test_ima
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -3,6 +3,8 @@ bnface_caffe.cli.<tool>.main through cli.run, exactly as tools/<tool>.py does.""
 from . import console
 
 build_lmdb = console("build_lmdb")
+caffe = console("caffe")
+draw_net = console("draw_net")
 forward = console("forward")
 gen_net = console("gen_net")
 gen_solver = console("gen_solver")

@@ -15,7 +15,7 @@ from google.protobuf import text_format
 import torch
 
 from ..errors import UserError
-from ..formats import caffemodel, net_log
+from ..formats import net_log
 from ..formats.glog import Glog
 from ..formats.upgrade import upgrade_net
 from ..proto import caffe_pb2
@@ -69,7 +69,8 @@ class Net:
             state.phase = phase
         if level is not None:
             state.level = level
-        state.stage.extend(stages)
+        if stages:   # an unrolled recurrent net has no state at all, as in Caffe
+            state.stage.extend(stages)
         self.phase = state.phase
         filtered = filter_net(param, state, self.log, self.source)
         net_log.initializing_net(self.log, text_format.MessageToString(filtered).rstrip("\n"))
@@ -79,7 +80,7 @@ class Net:
 
         def configure_layer(layer, lp):
             layer.fast, layer.device, layer.log = self.fast, self.device, self.log
-            if lp.type == "Data":
+            if lp.type in ("Data", "HDF5Data", "ImageData"):
                 layer.rank, layer.world_size = rank, world_size
 
         w = wire(wired, self.phase, self.source, self.log, configure_layer)
@@ -152,6 +153,10 @@ class Net:
                 if grad:
                     bottoms = [x if need else x.detach()
                                for x, need in zip(bottoms, node.bottom_need_backward)]
+                shapes = [tuple(x.shape) for x in bottoms]
+                if shapes != node.bottom_shapes:  # a data-dependent top (Filter) upstream:
+                    node.layer.reshape(shapes)    # Caffe reshapes each layer on every forward
+                    node.bottom_shapes = shapes
                 tops = node.layer.forward(bottoms)
                 if self.forward_hook is not None:
                     tops = self.forward_hook(index, tops)
@@ -242,6 +247,15 @@ class Net:
                             f"got {shape_string(tuple(value.shape))}")
         layer.values[i] = value
 
+    def set_input_arrays(self, data, labels):
+        """pycaffe's Net.set_input_arrays: arrays for the MemoryData layer that must be
+        the net's first layer (float32, C-contiguous, N a multiple of its batch_size)."""
+        layer = self.nodes[0].layer if self.nodes else None
+        if layer is None or layer.type != "MemoryData":
+            raise UserError(f"{self.source}: set_input_arrays may only be called if the first "
+                            "layer is a MemoryData layer")
+        layer.set_input_arrays(data, labels)
+
     def reshape(self, input_shapes):
         """Give Input blobs new shapes and re-infer every top shape (Net::Reshape)."""
         for name, shape in input_shapes.items():
@@ -249,6 +263,7 @@ class Net:
             layer.set_shape(i, shape)
         for node in self.nodes:
             bottom_shapes = [self.shapes[b] for b in node.bottoms]
+            node.bottom_shapes = bottom_shapes
             for blob, shape in zip(node.tops, node.layer.reshape(bottom_shapes)):
                 self.shapes[blob] = tuple(shape)
 
@@ -258,8 +273,9 @@ class Net:
         return net_weights.copy_trained_layers(self, net_parameter, source)
 
     def copy_trained_layers_from_file(self, path):
-        """--weights semantics for one .caffemodel file (refusals in formats/caffemodel.py)."""
-        return self.copy_trained_layers_from(caffemodel.read(path), path)
+        """--weights semantics for one .caffemodel file (refusals in formats/caffemodel.py);
+        an HDF5 file (told apart by its content, as Caffe does) is a .caffemodel.h5."""
+        return net_weights.copy_trained_layers_from_file(self, path)
 
     def share_trained_layers_with(self, other):
         """Net::ShareTrainedLayersWith: same-named layers use `other`'s blob tensors."""

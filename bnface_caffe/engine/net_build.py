@@ -25,6 +25,7 @@ class Node:
     loss_weights: list = field(default_factory=list)
     bottom_need_backward: list = field(default_factory=list)
     need_backward: bool = False
+    bottom_shapes: list = field(default_factory=list)   # what the layer was last reshaped for
 
 
 @dataclass
@@ -133,6 +134,7 @@ def wire(net_param, phase, source, log, configure_layer):
         if layer.loss_layer and not len(layer.param.loss_weight):
             layer.param.loss_weight.append(1.0)   # LossLayer: loss_weight 1 by default
         top_shapes = layer.reshape(bottom_shapes)
+        node.bottom_shapes = bottom_shapes
         node.loss_weights = _loss_weights(layer, len(node.tops), err)
         net_log.setting_up(log, lp.name)
         for blob, shape, weight in zip(node.tops, top_shapes, node.loss_weights):
@@ -154,6 +156,8 @@ def wire(net_param, phase, source, log, configure_layer):
             node.bottom_need_backward = [need or node.layer.allow_force_backward(j)
                                          for j, need in enumerate(node.bottom_need_backward)]
             node.layer.param_grad = [True] * len(node.layer.blobs)
+    if phase == caffe_pb2.TRAIN or net_param.force_backward:   # a net that runs backward
+        _check_refused_backward(w.nodes, source)
     w.output_names = sorted(available)
     for name in w.output_names:
         net_log.produces_output(log, name)
@@ -161,6 +165,19 @@ def wire(net_param, phase, source, log, configure_layer):
     w.loss_weights = {name: weights.get(name, 0.0) for name in w.output_names}
     net_log.initialization_done(log)
     return w
+
+
+def _check_refused_backward(nodes, source):
+    """Where Caffe's Backward would stop with LOG(FATAL) (a label input that needs a
+    gradient, through propagate_down or force_backward), fail now with the reason."""
+    for node in nodes:
+        for j, need in enumerate(node.bottom_need_backward):
+            why = node.need_backward and need and node.layer.backward_refused(j)
+            if why:
+                raise layer_error(source, node.layer.param,
+                                  f"bottom {j} ('{node.bottoms[j]}') needs a gradient, but {why}; "
+                                  "it must not need one (propagate_down: false for it, and no "
+                                  "force_backward)")
 
 
 def _check_counts(layer, num_bottoms, num_tops, err):

@@ -3,12 +3,13 @@
 Net::CopyTrainedLayersFrom copies blobs by layer name (source layers the net lacks are
 logged and skipped; a count or shape mismatch is an error, checked before anything is
 copied). Net::ShareTrainedLayersWith makes same-named layers compute with the other net's
-tensors (a test net and its train net). Net::ToProto writes every layer with its blobs.
+tensors (a test net and its train net). Net::ToProto writes every layer with its blobs. The HDF5 forms (.caffemodel.h5, Net::ToHDF5
+and CopyTrainedLayersFromHDF5) are read and written here too, the files by formats/hdf5.py.
 """
 import torch
 
 from ..errors import UserError
-from ..formats import net_log
+from ..formats import caffemodel, hdf5, net_log
 from ..formats.blobproto import array_to_proto, proto_shape, proto_shape_matches, proto_to_array
 from ..formats.upgrade import upgrade_net
 from ..proto import caffe_pb2
@@ -90,3 +91,65 @@ def to_proto(net, write_diff=False):
                 diff = torch.zeros_like(blob)
             lp.blobs.append(array_to_proto(blob, diff))
     return out
+
+
+def _shared(net):
+    """(node index, blob index) of every blob that computes with another layer's."""
+    return {(s.node, s.blob) for s in net._sharers}
+
+
+def to_hdf5(net, path, write_diff=False):
+    """Net::ToHDF5: each layer's owned blobs (and with write_diff every blob's diff)."""
+    diffs = {id(p.leaf): p.diff for p in net.learnable_params}
+    shared = _shared(net)
+    layers = []
+    for i, node in enumerate(net.nodes):
+        blobs = [None if (i, j) in shared else b.detach().float().cpu().numpy()
+                 for j, b in enumerate(node.layer.blobs)]
+        grads = None
+        if write_diff:
+            grads = [(diffs[id(b)] if id(b) in diffs else torch.zeros_like(b)).float().cpu().numpy()
+                     for b in node.layer.blobs]
+        layers.append((node.layer.name, blobs, grads))
+    hdf5.write_caffemodel(path, layers)
+
+
+def copy_trained_layers_hdf5(net, path):
+    """Net::CopyTrainedLayersFromHDF5: by layer name (the last layer of that name), exact
+    shapes, a missing dataset allowed only for a shared blob; everything checked before
+    anything is copied. Returns the names copied."""
+    by_name = {node.layer.name: i for i, node in enumerate(net.nodes)}
+    shared = _shared(net)
+    plan, copied = [], []
+    for name, arrays in hdf5.read_caffemodel(path, net.log):
+        if name not in by_name:
+            net_log.ignoring_source_layer_hdf5(net.log, name)
+            continue
+        i = by_name[name]
+        layer = net.nodes[i].layer
+        if len(arrays) > len(layer.blobs) or any(j >= len(layer.blobs) for j in arrays):
+            raise UserError(f"{path}: layer '{name}' holds {len(arrays)} blob(s) but the net's "
+                            f"layer '{name}' ({layer.type}) has {len(layer.blobs)}; "
+                            "incompatible number of blobs")
+        for j, blob in enumerate(layer.blobs):
+            if j not in arrays:
+                if (i, j) in shared:
+                    continue          # written with the layer that owns it
+                raise UserError(f"{path}: layer '{name}' has no blob {j}, which the net's layer "
+                                f"'{name}' ({layer.type}) owns; incompatible number of blobs")
+            hdf5.check_blob_shape(path, name, j, arrays[j], blob.shape)
+            plan.append((arrays[j], blob))
+        if layer.blobs:
+            copied.append(name)
+    with torch.no_grad():
+        for array, blob in plan:
+            blob.copy_(torch.from_numpy(array))
+    return copied
+
+
+def copy_trained_layers_from_file(net, path):
+    """Net::CopyTrainedLayersFrom(filename): an HDF5 file (told apart by its content, as
+    Caffe does) or a binary .caffemodel."""
+    if hdf5.is_hdf5(path):
+        return copy_trained_layers_hdf5(net, path)
+    return copy_trained_layers(net, caffemodel.read(path), path)

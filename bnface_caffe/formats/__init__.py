@@ -7,6 +7,7 @@ Caffe files through these.
     datum        Datum records (LMDB values), incl. the raw batch fast path
     caffemodel   .caffemodel weights: the one way in, with every refusal
     solverstate  .solverstate snapshots
+    hdf5         .caffemodel.h5 / .solverstate.h5, and HDF5 datasets (HDF5Data)
     glog         glog's line format, written (Glog) and read (parse_prefix)
     solver_log   the solver's log lines, writers beside the patterns that read them
     net_log      the net set-up lines ("Top shape: ...")

@@ -1,8 +1,9 @@
 """`.caffemodel` weights: a binary NetParameter whose layers carry their blobs.
 
 `read` is the one way in, for the engine, the training driver and the pycaffe backend, with
-every refusal in one place (a missing or empty file, a directory, an HDF5 model, bytes that
-are not a NetParameter, a model without a single blob). `write` is Net::ToProto's output
+every refusal in one place (a missing or empty file, a directory, bytes that are not a
+NetParameter, a model without a single blob). An HDF5 model (.caffemodel.h5, told apart by
+its content as Caffe does) is read by formats/hdf5.py instead. `write` is Net::ToProto's output
 serialised atomically. `weight_paths` splits --weights' comma-separated list and checks each
 file before any net is built.
 """
@@ -10,14 +11,11 @@ import os
 
 from ..errors import UserError
 from ..proto import caffe_pb2
-from . import prototxt
+from . import hdf5, prototxt
 
 
 def check_path(path):
     """Refuse what cannot be a usable binary caffemodel, before reading it."""
-    if str(path).endswith(".h5"):
-        raise UserError(f"{path}: HDF5 caffemodels are not supported; convert it to a binary "
-                        ".caffemodel")
     if not os.path.exists(path):
         raise UserError(f"{path}: no such weights file (.caffemodel files, comma-separated)")
     if os.path.isdir(path):
@@ -30,6 +28,9 @@ def check_path(path):
 def read(path):
     """The NetParameter in a .caffemodel (not yet upgraded: the Net upgrades what it reads)."""
     check_path(path)
+    if hdf5.is_hdf5(path):
+        raise UserError(f"{path}: is an HDF5 .caffemodel.h5, not a binary .caffemodel "
+                        "(Net.copy_trained_layers_from_file reads both)")
     param = prototxt.read_binary(path, caffe_pb2.NetParameter)
     layers = list(param.layer) + list(param.layers)
     if not any(len(layer.blobs) for layer in layers):

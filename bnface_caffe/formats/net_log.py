@@ -28,6 +28,7 @@ _no_backward = line("net.cpp:202", "{} does not need backward computation.")
 produces_output = line("net.cpp:244", "This network produces output {}")
 initialization_done = line("net.cpp:257", "Network initialization done.")
 ignoring_source_layer = line("net.cpp:746", "Ignoring source layer {}")
+ignoring_source_layer_hdf5 = line("net.cpp:801", "Ignoring source layer {}")   # from a .h5
 skipping_parameter_initialization = line("layer.cpp:0", "Skipping parameter initialization")
 
 # net.cpp StateMeetsRule: why a layer is left out of this NetState

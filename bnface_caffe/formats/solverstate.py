@@ -12,9 +12,12 @@ from . import prototxt
 from .blobproto import array_to_proto, proto_to_array
 
 
-def snapshot_paths(prefix, iteration):
-    """(`<prefix>_iter_N.caffemodel`, `<prefix>_iter_N.solverstate`), Caffe's names."""
+def snapshot_paths(prefix, iteration, hdf5=False):
+    """(`<prefix>_iter_N.caffemodel`, `<prefix>_iter_N.solverstate`), Caffe's names
+    (`.caffemodel.h5`, `.solverstate.h5` with snapshot_format: HDF5)."""
     base = f"{prefix}_iter_{iteration}"
+    if hdf5:
+        return base + ".caffemodel.h5", base + ".solverstate.h5"
     return base + ".caffemodel", base + ".solverstate"
 
 
@@ -30,9 +33,7 @@ def write(state, path):
 
 
 def read(path):
-    if str(path).endswith(".h5"):
-        raise UserError(f"{path}: HDF5 solver states are not supported; resume from a "
-                        ".solverstate (snapshot_format: BINARYPROTO)")
+    """A binary .solverstate (an .h5 one is read by formats/hdf5.read_solverstate)."""
     if not os.path.exists(path):
         raise UserError(f"{path}: no such solver state file (give the .solverstate written "
                         "by a snapshot)")

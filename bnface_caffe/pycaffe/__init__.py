@@ -20,11 +20,5 @@ from .solver import (AdaDeltaSolver, AdaGradSolver, AdamSolver, NesterovSolver,
 
 __version__ = "1.0.0"   # the pycaffe interface reproduced (BVLC Caffe 1.0.0's)
 
-# -- caffe.io and caffe.net_spec (issue 11, part 2): used when present ----------------------
-import importlib.util as _util  # noqa: E402
-
-if _util.find_spec(f"{__name__}.io") is not None:
-    from . import io  # noqa: F401
-if _util.find_spec(f"{__name__}.net_spec") is not None:
-    from .net_spec import NetSpec, layers, params, to_proto  # noqa: F401
-# -- end of caffe.io and caffe.net_spec -------------------------------------------------------
+from . import io  # noqa: F401,E402
+from .net_spec import NetSpec, layers, params, to_proto  # noqa: F401,E402

@@ -23,6 +23,11 @@ def register(cls):
     return cls
 
 
+def layer_type_list():
+    """Every supported layer type, sorted (pycaffe's caffe.layer_type_list())."""
+    return sorted(LAYERS)
+
+
 def create_layer(param, phase, where="", logger=None):
     """A new layer of `param.type` (Caffe's LayerRegistry::CreateLayer)."""
     log = logger if logger is not None else Glog.silent()
@@ -31,7 +36,7 @@ def create_layer(param, phase, where="", logger=None):
     if cls is None:
         what = f"unknown layer type '{param.type}'" if param.type else "no layer type given"
         raise UserError(f"{where}layer '{param.name}': {what}; the engine supports "
-                        f"{', '.join(sorted(LAYERS))}")
+                        f"{', '.join(layer_type_list())}")
     layer = cls(param, phase)
     layer.log = log
     return layer
@@ -66,6 +71,14 @@ class Layer:
             raise self.error(f"axis {axis} is out of range for the {len(shape)}-axis input "
                              f"{shape_string(shape)}")
         return a
+
+    def legacy_dim(self, shape, index):
+        """Blob::LegacyShape (num/channels/height/width): axes past the end count as 1;
+        Caffe refuses these accessors on blobs of more than 4 axes."""
+        if len(shape) > 4:
+            raise self.error(f"input {shape_string(shape)} has more than 4 axes; this layer "
+                             "reads it as num x channels x height x width")
+        return int(shape[index]) if index < len(shape) else 1
 
     def make_blobs(self, specs):
         """Create the parameter blobs from [(shape, FillerParameter)], or take the
@@ -119,6 +132,11 @@ class Layer:
 
     def allow_force_backward(self, bottom_index):
         return True
+
+    def backward_refused(self, bottom_index):
+        """Why Caffe's Backward stops with LOG(FATAL) when this bottom needs a gradient
+        (e.g. a loss's label input), or None. Net turns it into a UserError at set-up."""
+        return None
 
     def close(self):
         """Release what the layer holds open (the Data layer's reader thread)."""
