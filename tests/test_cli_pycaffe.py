@@ -74,7 +74,7 @@ BAD = {
                          ["layer 'p' (Python absent_mod.L)", "cannot import module 'absent_mod'"]),
     "layer_raises": ("import caffe\ncaffe.Net('py2.prototxt', caffe.TEST).forward()\n",
                      ["layer 'p' (Python failing_mod.L)", "forward() raised ZeroDivisionError"]),
-    "unsupported": ("import caffe.draw\n", ["caffe.draw", "not supported"]),
+    "unsupported": ("import caffe.coord_map\n", ["caffe.coord_map", "not supported"]),
     "nccl": ("import caffe\ncaffe.NCCL(None, None)\n", ["caffe.NCCL", "not supported"]),
 }
 PY_NET = """name: "p"

@@ -64,3 +64,22 @@ def test_gpu_mode_without_cuda_is_one_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match="no CUDA device"):
         caffe.set_mode_gpu()
     assert mode.device() == "cpu"
+
+
+def test_caffe_draw_draws_with_draw_nets_drawing(tmp_path):
+    pytest.importorskip("pydot")
+    from bnface_caffe.pycaffe import draw
+    from bnface_caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+    net = text_format.Parse("""name: "d"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+  convolution_param { num_output: 2 kernel_size: 3 } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+""", caffe_pb2.NetParameter())
+    text = draw.draw_net(net, "TB", ext="dot").decode()
+    assert "conv (Convolution) kernel size: 3 stride: 1 pad: 0" in text
+    assert draw.choose_color_by_layertype("Convolution") == "#FF5050"
+    assert draw.get_pooling_types_dict()[0] == "MAX"
+    draw.draw_net_to_file(net, str(tmp_path / "net.dot"))
+    assert "relu" in (tmp_path / "net.dot").read_text()

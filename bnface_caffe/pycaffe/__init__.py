@@ -4,8 +4,8 @@ interface (python/caffe/__init__.py's names), computed by bnface-caffe's engine.
     import bnface_caffe.pycaffe as caffe          # or run the script unmodified with
     net = caffe.Net("deploy.prototxt", caffe.TEST, weights="w.caffemodel")
                                                   # python -m bnface_caffe.pycaffe script.py
-Not supported (one clear error each): multi-GPU through pycaffe (NCCL), caffe.draw,
-caffe.coord_map, caffe.Detector.
+Not supported (one clear error each): multi-GPU through pycaffe (NCCL), caffe.coord_map,
+caffe.Detector.
 """
 from .. import proto
 from ..engine.layers.python import PythonLayer as Layer

@@ -2,8 +2,8 @@
 
 install() enters the aliases in sys.modules: caffe (also as caffe.pycaffe and caffe._caffe),
 caffe.proto and caffe.proto.caffe_pb2 (our schema, Caffe's numbering), caffe.io,
-caffe.net_spec, caffe.classifier. Any other caffe.X import fails with one line saying what is
-not supported (caffe.draw, caffe.coord_map, caffe.detector, ...). A `caffe` already imported
+caffe.net_spec, caffe.classifier, caffe.draw. Any other caffe.X import fails with one line saying
+what is not supported (caffe.coord_map, caffe.detector, ...). A `caffe` already imported
 in this process (a real pycaffe) is left alone.
 """
 import importlib
@@ -20,10 +20,9 @@ ALIASES = {
     "caffe.classifier": "bnface_caffe.pycaffe.classifier",
     "caffe.io": "bnface_caffe.pycaffe.io",
     "caffe.net_spec": "bnface_caffe.pycaffe.net_spec",
+    "caffe.draw": "bnface_caffe.pycaffe.draw",
 }
 UNSUPPORTED = {
-    "caffe.draw": "drawing nets (caffe.draw: pydot/graphviz) is not supported; print the "
-                  "prototxt, or use Netscope",
     "caffe.coord_map": "caffe.coord_map (crop offsets for FCN nets) is not supported",
     "caffe.detector": "caffe.detector (R-CNN window detection) is not supported",
     "caffe.imagenet": "caffe.imagenet (the ILSVRC mean file) is not shipped; load your own "
