@@ -10,7 +10,10 @@ caffe.proto.caffe_pb2, `from caffe import layers as L, params as P`) meaning
 bnface_caffe.pycaffe, also in the modules its Python layers import. Its exit status is the
 script's; bad input to pycaffe (a missing prototxt, an unknown blob, a wrong input shape, a
 Python layer's module not found or failing) ends it with one line on stderr and status 2.
-Options go before the script; everything after it is the script's.
+Options go before the script; everything after it is the script's:
+  -h, --help   this text
+  --version    print the version
+  --debug      on bad input, show the Python traceback instead of one line
 """
 import os
 import runpy
