@@ -130,6 +130,29 @@ def test_report_writes_markdown_and_csv(tmp_path, capsys):
     assert status == 2 and "no such file" in err
 
 
+def test_report_adds_verification_columns(tmp_path, capsys):
+    logs = [glog_run(tmp_path, "original", [(0, 0.1), (640, 0.81), (960, 0.9), (1280, 0.9)]),
+            glog_run(tmp_path, "multistep", [(0, 0.1), (450, 0.85), (900, 0.91)])]
+    metrics = tmp_path / "metrics.csv"      # tools/verify.py's format, one row per model
+    metrics.write_text("name,pairs,folds,accuracy,accuracy_std,accuracy_se,auc,eer\n"
+                       "original,6000,10,0.9125,0.0123,0.0039,0.97,0.0875\n")
+    out = tmp_path / "table.md"
+    status, _, _ = call(report.main, logs + ["--verification", str(metrics), "-o", str(out)],
+                        capsys)
+    assert status == 0
+    md = out.read_text()
+    assert "best at iteration | verification accuracy | EER |" in md
+    assert "| 90.00% | 960 | 91.25% ± 1.23% | 8.75% |" in md
+    assert md.count("|---|---|---:|---:|---:|---:|---:|---:|---:|") == 1
+    assert [l for l in md.splitlines() if l.startswith("| multistep")][0].endswith("|  |  |")
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    assert rows[0].endswith(",verification_accuracy,verification_accuracy_std,verification_eer")
+    assert rows[1].endswith(",0.9125,0.0123,0.0875") and rows[2].endswith(",,,")
+    metrics.write_text("name,x\nfoo,1\n")
+    status, _, err = call(report.main, logs + ["--verification", str(metrics)], capsys)
+    assert status == 2 and "not a verify metrics.csv" in err
+
+
 def test_plot_curves_cli(tmp_path, capsys):
     logs = [glog_run(tmp_path, "original", [(0, 0.1), (100, 0.5)]),
             glog_run(tmp_path, "short_step", [(0, 0.2), (100, 0.7)])]

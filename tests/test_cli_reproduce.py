@@ -28,12 +28,24 @@ def test_pipeline_trains_five_runs_and_writes_the_table(tmp_path):
         assert row["lr_policy"], row
     table = (out / "table.md").read_text()
     assert all(f"| {name} |" in table for name, _, _ in RUNS)
+    assert "| verification accuracy | EER |" in table
+    for row in rows:                       # every run evaluated on the held-out people
+        with open(out / "verification" / row["run"] / "metrics.csv") as f:
+            metrics = next(csv.DictReader(f))
+        assert metrics["name"] == row["run"] and int(metrics["pairs"]) > 0
+        assert row["verification_accuracy"] == metrics["accuracy"]
+        assert row["verification_eer"] == metrics["eer"]
+        assert 0 < float(metrics["accuracy"]) <= 1 and 0 <= float(metrics["eer"]) < 1
+        assert (out / "verification" / row["run"] / "features.npz").stat().st_size > 0
+    image = matplotlib.image.imread(str(out / "roc.png"))
+    assert image.shape[0] > 300 and image.std() > 0.05
     for figure in ("curves.png", "lr.png"):
         image = matplotlib.image.imread(str(out / figure))
         assert image.shape[0] > 300 and image.std() > 0.05
     info = json.loads((out / "run.json").read_text())
     assert set(info["runs"]) == {name for name, _, _ in RUNS}
     assert info["data"]["classes"] == 6 and info["command"].startswith("bnface-reproduce fast")
+    assert all(0 < r["verification"]["auc"] <= 1 for r in info["runs"].values())
     # every run's log is a Caffe log that ends as Caffe's does
     for name, _, _ in RUNS:
         assert (out / "logs" / f"{name}.log").read_text().rstrip().endswith("Optimization Done.")
@@ -42,8 +54,10 @@ def test_pipeline_trains_five_runs_and_writes_the_table(tmp_path):
 def test_overrides_and_data_folder_names():
     plan = apply_overrides(PLANS["demo"], ["original_epochs=3", "widths=4,4,4,4,4,4,4,8"])
     assert plan.original_epochs == 3.0 and plan.widths == "4,4,4,4,4,4,4,8"
-    assert data_folder_name(plan, None) == "synthetic-50x160-d0.5-s0"
-    assert data_folder_name(plan, "/x/CASIA-WebFace/") == "faces-CASIA-WebFace"
+    assert data_folder_name(plan, None) == "synthetic-50x160-d0.5-s0-h40"
+    assert data_folder_name(plan, "/x/CASIA-WebFace/") == "faces-CASIA-WebFace-h40"
+    none = apply_overrides(plan, ["holdout_identities=0"])
+    assert data_folder_name(none, None) == "synthetic-50x160-d0.5-s0"
     with pytest.raises(UserError, match="KEY=VALUE"):
         apply_overrides(plan, ["bogus=1"])
     with pytest.raises(UserError, match="not a valid float"):

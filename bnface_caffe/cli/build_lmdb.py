@@ -5,7 +5,9 @@
   python tools/build_lmdb.py --synthetic OUTDIR            the built-in synthetic identities
 
 OUTDIR gets train_lmdb/, test_lmdb/, mean.binaryproto, labels.txt, train.txt, test.txt and
-skipped.txt, all at once when the build is complete.
+skipped.txt, all at once when the build is complete; with --holdout-identities N also
+holdout/<person>/*.png and holdout.txt: N whole people kept out of training, for
+tools/verify.py (with --synthetic they are N extra identities: the training set is unchanged).
 """
 import argparse
 import signal
@@ -38,6 +40,9 @@ def parser():
     g.add_argument("--min-images-per-class", type=int, default=1, dest="min_images")
     g.add_argument("--max-classes", type=int, help="keep the N classes with most images")
     g.add_argument("--test-fraction", type=float, default=0.1, help="per class (0.1)")
+    g.add_argument("--holdout-identities", type=int, default=0, metavar="N",
+                   help="keep N whole people out of training, as 50x50 PNGs in holdout/ and "
+                        "holdout.txt, for verification on unseen identities (0)")
     g.add_argument("--seed", type=int, default=0, help="split/shuffle (and synthetic) seed (0)")
     g = p.add_argument_group("faces")
     g.add_argument("--no-detect", action="store_true", help="no face detection: centre crop "
@@ -75,6 +80,8 @@ def build_options(args):
                f"identity alike; {synthetic.MAX_DIFFICULTY:g}: the most variation the renderer "
                f"draws), got {args.difficulty:g}"),
               (args.workers < 0, f"--workers must be ≥ 0 (0 = one per core), got {args.workers}"),
+              (args.holdout_identities < 0,
+               f"--holdout-identities must be ≥ 0, got {args.holdout_identities}"),
               (args.max_classes is not None and args.max_classes < 1,
                "--max-classes must be ≥ 1")]
     for bad, message in checks:
@@ -87,7 +94,8 @@ def build_options(args):
         label_names=args.label_names, synthetic=args.synthetic, identities=args.identities,
         images_per_identity=args.images_per_identity, difficulty=args.difficulty,
         encode_type=encode, min_images=args.min_images, max_classes=args.max_classes,
-        test_fraction=args.test_fraction, seed=args.seed, detect=not args.no_detect,
+        test_fraction=args.test_fraction, holdout_identities=args.holdout_identities,
+        seed=args.seed, detect=not args.no_detect,
         margin=args.margin, size=args.size, workers=args.workers, overwrite=args.overwrite,
         progress=progress)
 
@@ -120,6 +128,9 @@ def summary(f):
                  "--max-classes or unreadable images).")
     if f["relabelled"]:
         text += " Listfile labels renumbered 0..N-1 (labels.txt gives each one's name)."
+    if f["holdout_classes"]:
+        text += (f" Held out {f['holdout_classes']} identities ({f['holdout']} images) for "
+                 "verification: holdout/ and holdout.txt.")
     if f["test"] == 0:
         text += " The test set is empty (--test-fraction 0 or one image per class)."
     means = ", ".join(f"mean_value channel [{c}]: {cpp_number(v)}"

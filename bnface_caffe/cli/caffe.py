@@ -78,7 +78,9 @@ GLOG_FLAGS = [
 def usage(program):
     commands = "\n".join(f"  {name:<16}{text}" for name, text in COMMANDS.items())
     return (f"{program}: command line brew\nusage: {program} <command> <args>\n\ncommands:\n"
-            f"{commands}\n\n{gflags.describe(CAFFE_FLAGS, 'tools/caffe.cpp')}\n")
+            f"{commands}\n\n{gflags.describe(CAFFE_FLAGS, 'tools/caffe.cpp')}\n\n"
+            "  --version (show the version)  --debug (show the traceback instead of one-line "
+            "errors)\n")
 
 
 def main(argv):

@@ -37,10 +37,32 @@ def parser():
     p.add_argument("--metric", help="test output to use (default: 'accuracy', else the first '*acc*')")
     p.add_argument("--test-net", type=int, default=0, help="which test net (#i) to use (default 0)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's table")
+    p.add_argument("--verification", action="append", default=[], metavar="METRICS.csv",
+                   help="tools/verify.py metrics.csv (its `name` = a run's label): adds "
+                        "verification accuracy and EER columns (repeatable)")
     p.add_argument("-o", "--output", help="FILE.md (also writes FILE.csv) or FILE.csv; default stdout")
     options.add_quiet(p, "'wrote' line")
     options.add_version(p)
     return p
+
+
+def read_verification(paths):
+    """{model name: row} from tools/verify.py metrics.csv files."""
+    import csv
+
+    out = {}
+    for path in paths:
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as err:
+            raise UserError(f"--verification {path}: cannot read ({err.strerror})") from None
+        for row in rows:
+            if not {"name", "accuracy", "accuracy_std", "eer"} <= set(row):
+                raise UserError(f"--verification {path}: not a verify metrics.csv (bnface-verify) "
+                                "(needs name, accuracy, accuracy_std and eer columns)")
+            out[row["name"]] = row
+    return out
 
 
 def main(argv):
@@ -58,8 +80,10 @@ def main(argv):
         for warning in run.log.warnings:
             options.warn(p.prog, warning)
     rows = [report.summarize(run, target, args.tolerance, args.interpolate) for run in runs]
-    md = report.markdown(rows, target, args.tolerance, args.scale, paper=not args.no_paper)
-    table_csv = report.csv_text(rows, target, args.tolerance, args.scale)
+    verification = read_verification(args.verification) if args.verification else None
+    md = report.markdown(rows, target, args.tolerance, args.scale, paper=not args.no_paper,
+                         verification=verification)
+    table_csv = report.csv_text(rows, target, args.tolerance, args.scale, verification)
     for row in rows:
         if row["notes"]:
             print(f"{row['log']}: {row['notes']}", file=sys.stderr)
