@@ -24,3 +24,23 @@ def at(path, message, line=None, col=None):
         if col is not None:
             where += f":{col}"
     return UserError(f"{where}: {message}")
+
+
+_LIKE = {}
+
+
+def like(kind, message):
+    """A UserError that is also a `kind` (RuntimeError, ValueError, KeyError, ...).
+
+    pycaffe scripts catch what real pycaffe raises (`except ValueError`); the error we raise
+    in its place is caught there too, and a CLI still prints it as one line, exit status 2."""
+    if issubclass(kind, UserError):
+        return kind(message)
+    cls = _LIKE.get(kind)
+    if cls is None:
+        try:
+            cls = type(f"UserError_{kind.__name__}", (UserError, kind), {"__str__": Exception.__str__})
+        except TypeError:   # an exception type that cannot be mixed in (its memory layout)
+            cls = UserError
+        _LIKE[kind] = cls
+    return cls(message)

@@ -17,3 +17,9 @@ reproduce = console("reproduce")
 time_net = console("time_net")
 train = console("train")
 verify = console("verify")
+
+
+def pycaffe():
+    """bnface-pycaffe: options before the script are ours, the rest the script's."""
+    from .pycaffe import entry
+    entry("bnface-pycaffe")

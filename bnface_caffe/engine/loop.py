@@ -61,6 +61,7 @@ class Loop:
         self.exact = self.world.size == 1
         self.mark, self.mid_iteration = None, False
         self.data_layers = None             # resume.data_layers(self), found once
+        self.callbacks = []        # Solver::add_callback: objects with on_start, on_gradients_ready
 
     def restore_window(self, losses, smoothed_loss, start_iter):
         """The smoothed-loss window of an interrupted run (the next step continues it)."""
@@ -86,11 +87,14 @@ class Loop:
             self.stop_bad_record(err)
 
     # -- Solve ---------------------------------------------------------------------------
-    def solve(self):
-        """Train to max_iter from the solver's current iter. Returns False if stopped early."""
+    def solve(self, restore=None):
+        """Train to max_iter from the solver's current iter. Returns False if stopped early.
+        `restore()`, if given, runs after the "Solving" lines (Solver::Solve(resume_file))."""
         p, root = self.param, self.world.is_root
         if root:
             solver_log.solving(self.log, self.net.name, p.lr_policy)
+        if restore is not None:
+            restore()
         self.requested_early_exit = False
         self.step(p.max_iter - self.solver.iter)
         it = self.solver.iter
@@ -137,6 +141,8 @@ class Loop:
                             self.requested_early_exit)
                     if self.requested_early_exit:
                         break
+                for callback in self.callbacks:
+                    callback.on_start()
                 display_now = bool(p.display) and it % p.display == 0
                 loss = f32(0)
                 for _ in range(p.iter_size):
@@ -150,6 +156,8 @@ class Loop:
                 solver_log.iteration(self.log, it, per_s, lapse, p.display, self.smoothed_loss)
                 timer, self.iterations_last = time.perf_counter(), it
                 self.log_outputs(net, lambda *a: solver_log.train_output(self.log, *a))
+            for callback in self.callbacks:
+                callback.on_gradients_ready()
             diverged = not math.isfinite(loss)
             if self.world.size > 1:
                 # Gradients are summed across ranks and divided by their number (Caffe's NCCL

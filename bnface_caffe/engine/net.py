@@ -93,6 +93,8 @@ class Net:
         self._share_blobs()
         self.values = {}
         self._graph = None
+        # pycaffe's hook: (node index, tops) -> tops, called after each layer's forward
+        self.forward_hook = None
 
     # -- set-up ----------------------------------------------------------------------
     def _to_device(self):
@@ -146,7 +148,7 @@ class Net:
         values = self.values
         terms = []
         with torch.set_grad_enabled(grad), precision.autocast(self.fast, self.device):
-            for node in self.nodes:
+            for index, node in enumerate(self.nodes):
                 bottoms = [values[b] for b in node.bottoms]
                 if grad:
                     bottoms = [x if need else x.detach()
@@ -156,6 +158,8 @@ class Net:
                     node.layer.reshape(shapes)    # Caffe reshapes each layer on every forward
                     node.bottom_shapes = shapes
                 tops = node.layer.forward(bottoms)
+                if self.forward_hook is not None:
+                    tops = self.forward_hook(index, tops)
                 for blob, top, weight in zip(node.tops, tops, node.loss_weights):
                     values[blob] = top
                     if weight:
