@@ -2,7 +2,6 @@
 forward and backward against gradients worked out by hand, a layer's own learned parameter,
 a Python data layer, a Python loss with loss_weight, and every failure as one clear line."""
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -210,12 +209,12 @@ layer {{ name: "loss" type: "Python" bottom: "x" top: "loss" loss_weight: 3
 
 
 def test_python_loss_sees_the_loss_weight_as_its_top_diff():
-    text = f'''name: "l"
-layer {{ name: "in" type: "Input" top: "x" input_param {{ shape {{ dim: 2 dim: 3 }} }} }}
-layer {{ name: "ip" type: "InnerProduct" bottom: "x" top: "z"
-  inner_product_param {{ num_output: 2 bias_term: false }} }}
-layer {{ name: "loss" type: "Python" bottom: "z" top: "loss" loss_weight: 2
-  python_param {{ module: "pylayers_t" layer: "HalfSumSquares" }} }}
+    text = '''name: "l"
+layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "z"
+  inner_product_param { num_output: 2 bias_term: false } }
+layer { name: "loss" type: "Python" bottom: "z" top: "loss" loss_weight: 2
+  python_param { module: "pylayers_t" layer: "HalfSumSquares" } }
 '''
     net = build(text)
     net.learnable_params[0].data.copy_(torch.tensor(W))
