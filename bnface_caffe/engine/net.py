@@ -79,6 +79,7 @@ class Net:
 
         def configure_layer(layer, lp):
             layer.fast, layer.device, layer.log = self.fast, self.device, self.log
+            layer.channels_last = precision.channels_last(fast, self.device)
             if lp.type == "Data":
                 layer.rank, layer.world_size = rank, world_size
 
@@ -101,10 +102,8 @@ class Net:
             new = []
             for blob in layer.blobs:
                 if id(blob) not in moved:
-                    t = blob.detach().to(self.device, torch.float32)
-                    if self.fast and t.dim() == 4:
-                        t = t.contiguous(memory_format=torch.channels_last)
-                    moved[id(blob)] = t
+                    # weights keep Caffe's layout: oneDNN/cuDNN reorder them per call anyway
+                    moved[id(blob)] = blob.detach().to(self.device, torch.float32).contiguous()
                 new.append(moved[id(blob)])
             layer.blobs = new
 
@@ -188,8 +187,7 @@ class Net:
             node.layer.close()
 
     def clear_param_diffs(self):
-        for p in self.learnable_params:
-            p.diff.zero_()
+        torch._foreach_zero_([p.diff for p in self.learnable_params])
 
     def outputs(self):
         return [(name, self.blob(name)) for name in self.output_names]

@@ -15,6 +15,15 @@ CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 DECONV = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
+def channels_last(x):
+    """x with channels-last strides. A one-channel input (the data) counts as contiguous in both
+    layouts, and oneDNN then picks NCHW for the output: give it explicit NHWC strides."""
+    n, c, h, w = x.shape
+    if x.stride() == (h * w * c, 1, w * c, c) or x.numel() == 0:
+        return x
+    return x.clone(memory_format=torch.channels_last)
+
+
 def _per_axis(layer, name, values, n, default, h=None, w=None):
     """kernel/stride/pad/dilation: the _h/_w pair, one value for all axes, or one per axis."""
     if h is not None or w is not None:
@@ -113,8 +122,8 @@ class _ConvBase(Layer):
         w = self.weight(0)
         b = self.weight(1) if self.bias_term else None
         n = len(self.kernel)
-        if self.fast and n == 2:  # channels-last activations: faster convs on CPU and GPU
-            bottoms = [x.contiguous(memory_format=torch.channels_last) for x in bottoms]
+        if self.channels_last and n == 2:
+            bottoms = [channels_last(x) for x in bottoms]
         if self.transposed:
             return [DECONV[n](x, w, b, self.stride, self.pad, 0, self.group, self.dilation)
                     for x in bottoms]
