@@ -20,7 +20,7 @@ from ..formats.glog import Glog
 from ..formats.upgrade import upgrade_net
 from ..proto import caffe_pb2
 from ..shapes import shape_string
-from . import net_weights, precision
+from . import compiled, net_weights, precision
 from .net_build import fold_batchnorm_scale, wire
 from .netparam import filter_net, insert_splits
 
@@ -56,7 +56,7 @@ class Param:
 
 class Net:
     def __init__(self, net_param, phase=caffe_pb2.TRAIN, stages=(), level=None, device="cpu",
-                 fast=False, source=None, rank=0, world_size=1, logger=None):
+                 fast=False, source=None, rank=0, world_size=1, logger=None, compile=False):
         self.source = source or net_param.name or "<net>"
         self.device = torch.device(device)
         self.fast = fast
@@ -93,6 +93,7 @@ class Net:
         self._share_blobs()
         self.values = {}
         self._graph = None
+        self.compiled_runs = self._compile() if compile else {}
 
     # -- set-up ----------------------------------------------------------------------
     def _to_device(self):
@@ -131,6 +132,20 @@ class Net:
             self.learnable_params.append(Param(leaf, owner.lr_mult, owner.decay_mult, layer.name,
                                                owner.blob, owner.name))
 
+    def _compile(self):
+        """{first node index: CompiledRun} (engine/compiled.py), or {} with one log line saying
+        why not."""
+        why = compiled.available(self.device)
+        if why:
+            self.log.warning("net.cpp:0", f"torch.compile is unavailable here ({why}); running "
+                                          "the layers eagerly")
+            return {}
+        runs = {first: compiled.CompiledRun(self.nodes, first, last, self.device, self.log)
+                for first, last in compiled.runs(self.nodes)}
+        self.log.info("net.cpp:0", f"Compiling {len(runs)} run(s) of layers with torch.compile "
+                                   f"(backend {compiled.backend()})")
+        return runs
+
     # -- running -----------------------------------------------------------------------
     @property
     def builds_graph(self):
@@ -144,7 +159,15 @@ class Net:
         values = self.values
         terms = []
         with torch.set_grad_enabled(grad), precision.autocast(self.fast, self.device):
-            for node in self.nodes:
+            skip_to = 0
+            for index, node in enumerate(self.nodes):
+                if index < skip_to:
+                    continue
+                run = self.compiled_runs.get(index)
+                if run is not None:     # layers first..last in one compiled call (no losses)
+                    run(values, grad)
+                    skip_to = run.last + 1
+                    continue
                 bottoms = [values[b] for b in node.bottoms]
                 if grad:
                     bottoms = [x if need else x.detach()
