@@ -6,10 +6,11 @@ Each point runs in a fresh process (so its peak RSS, the resident-set high-water
 own; on a GPU torch.cuda.max_memory_allocated is reported too), around the centre point: batch
 64, the paper's 14,700 classes and widths, all threads. Points are swept `--sweeps` times and the
 best of each kept. `--quick` runs a tiny version in this process (memory then is this process's
-high-water mark): the test suite runs it.
+high-water mark): the test suite runs it. `--in-process` (what the GPU rows use) keeps every point
+in one process: CUDA max allocated is reset per point, so it stays exact.
 
     python bench/bench_scaling.py [--rounds 3] [--sweeps 2] [--clock wall|cpu] [--gpu ID]
-                                  [--figures DIR] [--quick] [--json]
+                                  [--figures DIR] [--quick] [--in-process] [--json]
 """
 import argparse
 import json
@@ -98,8 +99,9 @@ def sweep(args, device):
             key = json.dumps(point, sort_keys=True)
             if key in best and best[key].get("_this_sweep"):
                 continue      # the centre appears on every axis: once per sweep is enough
-            if args.quick:
-                result = measure_point(point, args.rounds, args.clock, device, warmup=0)
+            if args.in_process:
+                result = measure_point(point, args.rounds, args.clock, device,
+                                       warmup=0 if args.quick else 1)
                 torch.set_num_threads(args.threads or cores)
             else:
                 result = run_point_in_subprocess(point, args)
@@ -168,10 +170,14 @@ def main(argv=None):
     p.add_argument("--gpu", type=int, default=None)
     p.add_argument("--figures", default=os.path.join(common.HERE, "figures"))
     p.add_argument("--quick", action="store_true", help="tiny sizes, in this process (tests)")
+    p.add_argument("--in-process", action="store_true",
+                   help="every point in this process (memory: CUDA max allocated per point is "
+                        "exact; RSS is the process's high-water mark); implied by --quick")
     p.add_argument("--point", help=argparse.SUPPRESS)   # internal: one point, JSON
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     device = "cpu" if args.gpu is None else f"cuda:{args.gpu}"
+    args.in_process = args.in_process or args.quick
     if args.point:
         print(json.dumps(measure_point(json.loads(args.point), args.rounds, args.clock, device)))
         return

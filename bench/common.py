@@ -82,7 +82,7 @@ def input_net_param(bn, batch, classes=CLASSES, widths=PAPER_WIDTHS):
     return p
 
 
-def engine_step(net_param, device, fast, batch, classes, seed=0):
+def engine_step(net_param, device, fast, batch, classes, seed=0, compile=False):
     """(net, solver, step): the engine's TRAIN net on a fixed random batch and its own Solver
     (Caffe's SGD: lr 0.01, momentum 0.9, weight decay 5e-4). step() is one iteration:
     clear the diffs, forward + backward, update; it returns nothing (no sync on the loss)."""
@@ -92,7 +92,8 @@ def engine_step(net_param, device, fast, batch, classes, seed=0):
     from bnface_caffe.formats.glog import Glog
     from bnface_caffe.proto import caffe_pb2
     torch.manual_seed(seed)
-    net = Net(net_param, phase=caffe_pb2.TRAIN, device=device, fast=fast, logger=Glog.silent())
+    net = Net(net_param, phase=caffe_pb2.TRAIN, device=device, fast=fast, logger=Glog.silent(),
+              compile=compile)
     net.set_input("data", torch.rand(batch, 1, 50, 50, device=device))
     net.set_input("label", torch.randint(0, classes, (batch,), device=device).float())
     solver = Solver(caffe_pb2.SolverParameter(base_lr=LR, lr_policy="fixed", momentum=MOMENTUM,
