@@ -41,6 +41,12 @@ def goals(cpu, gpu, fidelity):
         rows.append(("… and of the best fp32 kernel (the 3×3 conv; stricter, not a goal)",
                      f"{pct(f['gflop_s'] / peak['fp32_peak'])} of {peak['fp32_peak']:.1f} GFLOP/s",
                      "—"))
+    for r in cpu.get("net_1thread", []):
+        if r["net"] == "bn":
+            rows.append((f"… {r['mode']} BN net, one step on one core (CPU time, robust to load): "
+                         "% of that core's fp32 GEMM / of the mode's peak",
+                         f"{r['engine_gflop_s']:.1f} GFLOP/s: {pct(r['engine_pct_of_fp32_gemm'])} / "
+                         f"{pct(r['engine_pct_of_mode_peak'])}", "—"))
     if bn and "engine_fast" in bn:
         fast = bn["engine_fast"]
         peak = bn["peak"]
@@ -63,6 +69,8 @@ def goals(cpu, gpu, fidelity):
                                  r[f"engine_{mode}"]["img_s"] / r[f"plain_{mode}"]["img_s"]))
     for r in cpu.get("net", []):
         vs_plain.append((f"{r['net']} {r['mode']} (steps)", r["engine_vs_plain"]))
+    for r in cpu.get("net_1thread", []):
+        vs_plain.append((f"{r['net']} {r['mode']} (steps, 1 thread)", r["engine_vs_plain"]))
     if vs_plain:
         low = min(v for _, v in vs_plain)
         rows.append(("engine ≥ 100% of a plain PyTorch loop, same net and mode",
@@ -382,6 +390,10 @@ def markdown(cpu, gpu=None, root=".", demo=None):
             "torch.optim.SGD (fused), both channels-last, bf16 autocast in fast mode where the CPU "
             "has bf16 units.", ""]
     out += net_table(cpu.get("net", []))
+    if cpu.get("net_1thread"):
+        out += ["", "The same on one thread, timed by CPU time (what load on the other core barely "
+                "moves; the peak kernels measured the same way, in the same rounds):", ""]
+        out += net_table(cpu["net_1thread"])
     if gpu and gpu.get("net"):
         out += ["", f"On the GPU ({gpu['machine']['gpu']}):", ""] + net_table(gpu["net"])
     if cpu.get("compile"):

@@ -58,6 +58,8 @@ def run_cpu(args):
     out["peak"] = bench("peak.py", *clock)
     out["peak_1thread"] = bench("peak.py", "--threads", "1", *clock)
     out["net"] = bench("bench_net.py", *clock)
+    # one core, CPU time: a figure that load on the other core barely moves
+    out["net_1thread"] = bench("bench_net.py", "--threads", "1", "--clock", "cpu", "--rounds", "4")
     out["compile"] = bench("bench_net.py", "--compile", "--net", "bn", "--rounds", "3", *clock)
     out["train"] = bench("bench_train.py", *caffe_args)
     out["profile"] = (bench("profile_net.py", *clock)
