@@ -118,6 +118,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     nets = [True, False] if args.net == "both" else [args.net == "bn"]
     modes = [m == "fast" for m in args.modes.split(",")]
+    if args.compile:   # a cold compile: inductor's on-disk cache would hide its cost
+        import tempfile
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_inductor_")
     run = bench_compile if args.compile else bench
     results = [run(bn, fast, args, device) for fast in modes for bn in nets]
     if args.json:
