@@ -119,8 +119,12 @@ def main(argv=None):
     nets = [True, False] if args.net == "both" else [args.net == "bn"]
     modes = [m == "fast" for m in args.modes.split(",")]
     if args.compile:   # a cold compile: inductor's on-disk cache would hide its cost
+        import atexit
+        import shutil
         import tempfile
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_inductor_")
+        cache = tempfile.mkdtemp(prefix="bench_inductor_")
+        atexit.register(shutil.rmtree, cache, True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     run = bench_compile if args.compile else bench
     results = [run(bn, fast, args, device) for fast in modes for bn in nets]
     if args.json:
