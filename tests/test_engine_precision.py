@@ -117,3 +117,18 @@ def test_describe_names_the_numerics_in_one_line(monkeypatch):
     assert not precision.uses_bf16(True, "cpu")
     assert precision.uses_bf16(True, "cuda") and not precision.uses_bf16(False, "cuda")
     assert precision.channels_last(False, "cpu") and not precision.channels_last(False, "cuda")
+
+
+def test_accuracy_is_not_rounded_to_bf16_in_fast_mode():
+    # 3 right out of 7 = 0.428571...; in bf16 it would read 0.427734375
+    from bnface_caffe.engine.layers import create_layer
+    from engine_util import layer_param
+    layer = create_layer(layer_param('name: "acc" type: "Accuracy" bottom: "s" bottom: "l" '
+                                     'top: "acc"'), caffe_pb2.TEST)
+    layer.setup([(7, 4), (7,)])
+    layer.reshape([(7, 4), (7,)])
+    scores = torch.eye(4)[[0, 1, 2, 3, 0, 1, 2]].to(torch.bfloat16)
+    labels = torch.tensor([0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0])
+    acc = layer.forward([scores, labels])[0]
+    assert acc.dtype == torch.float32
+    assert float(acc) == pytest.approx(3 / 7, rel=1e-7)

@@ -183,12 +183,14 @@ class Accuracy(Layer):
         n = valid.sum()
         acc = torch.where(n > 0, correct.sum().float() / n.clamp(min=1).float(),
                           torch.zeros((), device=x.device))
-        tops = [acc.to(x.dtype)]
+        # a ratio of counts: never rounded to bf16 when fast mode's scores are bf16
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        tops = [acc.to(dtype)]
         if len(self.param.top) > 1:
             per_total = torch.zeros(classes, device=x.device).index_add_(
                 0, safe[valid], torch.ones_like(safe[valid], dtype=torch.float32))
             per_right = torch.zeros(classes, device=x.device).index_add_(
                 0, safe[valid], correct[valid].float())
             tops.append(torch.where(per_total > 0, per_right / per_total.clamp(min=1),
-                                    torch.zeros_like(per_total)).to(x.dtype))
+                                    torch.zeros_like(per_total)).to(dtype))
         return tops
