@@ -399,9 +399,11 @@ def markdown(cpu, gpu=None, root=".", demo=None):
     if cpu.get("compile"):
         out += ["", "### torch.compile (`train --compile`, engine/compiled.py)", "",
                 "The engine eager against the same engine with its runs of plain layers compiled "
-                "(inductor). Off by default: on this CPU the compiled kernels are slower than "
-                "oneDNN's and torch's own.", ""]
+                "(inductor, a cold cache). Off by default: on the CPUs measured the compiled "
+                "kernels were slower than oneDNN's and torch's own.", ""]
         out += compile_table(cpu["compile"])
+    if gpu and gpu.get("compile"):
+        out += ["", f"On the GPU ({gpu['machine']['gpu']}):", ""] + compile_table(gpu["compile"])
     out += ["", "## Where the time goes (bench/profile_net.py)", "",
             "One iteration layer by layer (as `caffe time` times it: each layer's backward its own "
             "autograd call, so the parts add up to a little more than a real step), plus the update, "

@@ -81,6 +81,8 @@ def run_gpu(args):
     out["net"] = bench("bench_net.py", *gpu, "--batch", "128", "--rounds", "5", "--iters", "20")
     out["train"] = bench("bench_train.py", *gpu, "--batch", "128", "--iters", "300",
                          "--rounds", "1")
+    out["compile"] = bench("bench_net.py", "--compile", *gpu, "--net", "bn", "--modes", "fast",
+                           "--batch", "128", "--rounds", "3", "--iters", "20")
     out["scaling"] = relative_figures(bench("bench_scaling.py", *gpu, "--in-process",
                                             "--rounds", "20", "--sweeps", "1",
                                             "--figures", FIGURES))

@@ -153,6 +153,11 @@ class Net:
 
     def forward(self, build_graph=None):
         """Run every layer once; returns the weighted loss (Caffe's Forward(&loss))."""
+        loss = self._forward(build_graph)
+        return 0.0 if loss is None else float(loss)
+
+    def _forward(self, build_graph):
+        """forward() with the loss left as a tensor (None without loss outputs)."""
         grad = self.builds_graph if build_graph is None else build_graph
         self.values = {}
         self._graph = None
@@ -180,10 +185,9 @@ class Net:
         if grad:
             self._graph = terms
         if not terms:
-            return 0.0
+            return None
         with torch.no_grad():
-            loss = sum(top.detach().float().sum() * weight for top, weight in terms)
-        return float(loss)
+            return sum(top.detach().float().sum() * weight for top, weight in terms)
 
     def backward(self):
         """Add this pass's gradients into every Param.diff (Caffe's Backward)."""
@@ -200,9 +204,10 @@ class Net:
             torch.autograd.backward(tensors, grads)
 
     def forward_backward(self):
-        loss = self.forward(build_graph=True)
+        loss = self._forward(build_graph=True)
         self.backward()
-        return loss
+        # read only now: on a GPU the iteration's one host sync waits behind the queued backward
+        return 0.0 if loss is None else float(loss)
 
     def close(self):
         """Stop the Data layers' prefetch threads (they are daemons; this just frees them early)."""
