@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install graphviz caffe-env test demo reproduce lmdb bench proto nets solvers lrplot clean
+.PHONY: install graphviz caffe-env test demo reproduce lmdb bench bench-gpu proto nets solvers lrplot clean
 
 install: $(STAMP)
 
@@ -57,9 +57,15 @@ reproduce: $(STAMP)
 lmdb: $(STAMP)
 	$(PY) tools/build_lmdb.py $(if $(DATA),$(DATA),--synthetic) data/lmdb --overwrite
 
-# Benchmarks of every issue; writes BENCHMARKS.md (machine, date, figures).
+# Benchmarks of every issue; writes BENCHMARKS.md (machine, date, figures) and bench/figures/.
+# Real Caffe's rows need `caffe` on PATH or CAFFE=/path/to/caffe. About 30 minutes on 2 quiet cores.
 bench: $(STAMP)
-	$(PY) bench/run_all.py -o BENCHMARKS.md $(BENCH_ARGS)   # BENCH_ARGS=--skip-long-run when short of time
+	$(PY) bench/run_all.py -o BENCHMARKS.md $(if $(CAFFE),--caffe $(CAFFE)) $(BENCH_ARGS)   # BENCH_ARGS=--skip-long-run when short of time
+
+# On a machine with a CUDA GPU (and a CUDA build of torch): the CUDA tests and BENCHMARKS.md's
+# GPU rows, under 8 minutes.
+bench-gpu: $(STAMP)
+	bash bench/gpu.sh
 
 # Regenerate the committed schema module (needs grpcio-tools, a test dependency).
 proto: $(STAMP)

@@ -536,7 +536,14 @@ def test_the_papers_train_nets_train_step(bn, tmp_path):
         assert stats == [1.0] * 4
 
 
-def test_fast_mode_is_announced_and_stays_close_to_faithful():
+@pytest.mark.parametrize("bf16", ["1", "0"])
+def test_fast_mode_is_announced_and_stays_close_to_faithful(bf16, monkeypatch):
+    # BNFACE_CPU_BF16=0 stands for a CPU without bf16 units: fast mode then stays float32 and
+    # says so in its one Numerics line.
+    from bnface_caffe.engine import precision
+    monkeypatch.setenv(precision.CPU_BF16_SWITCH, bf16)
+    uses_bf16 = precision.uses_bf16(True, "cpu")
+    assert uses_bf16 == (bf16 == "1" and precision.cpu_has_bf16())
     results = []
     for fast in (False, True):
         torch.manual_seed(5)
@@ -545,11 +552,16 @@ def test_fast_mode_is_announced_and_stays_close_to_faithful():
         net.set_input("label", torch.tensor([1.0, 2.0]))
         results.append((net.forward_backward(), [p.diff.clone() for p in net.learnable_params]))
         header = [line for line in lines if line.startswith("Numerics:")]
-        assert header and (("FAST" in header[0]) == fast)
+        assert len(header) == 1 and (("FAST" in header[0]) == fast)
+        if fast:
+            assert ("bf16 autocast, channels-last" in header[0]) == uses_bf16
+            assert ("float32: bf16 autocast off by BNFACE_CPU_BF16=0" in header[0]) == (bf16 == "0")
     (loss_a, diffs_a), (loss_b, diffs_b) = results
-    assert loss_b == pytest.approx(loss_a, rel=1e-3)
+    # bf16 keeps 8 bits of mantissa: a relative error of 2^-8 per rounding
+    rel, atol = (2e-2, 1e-2) if uses_bf16 else (1e-3, 1e-3)
+    assert loss_b == pytest.approx(loss_a, rel=rel)
     for a, b in zip(diffs_a, diffs_b):
-        assert torch.allclose(a, b, atol=1e-3, rtol=1e-2)
+        assert torch.allclose(a, b, atol=atol, rtol=10 * rel)
     assert torch.are_deterministic_algorithms_enabled() is False   # fast mode ran last
     build(TINY)[0].forward()
     assert torch.are_deterministic_algorithms_enabled() is True    # faithful re-applies

@@ -199,3 +199,40 @@ def test_unknown_types_are_one_line_errors():
         Solver(solver_param(type="Adamax"), ParamsOnly([1.0]))
     with pytest.raises(UserError, match="regularization_type \"L3\""):
         Solver(solver_param(regularization_type="L3"), ParamsOnly([1.0]))
+
+
+def test_fused_sgd_equals_the_step_by_step_update_over_a_changing_rate():
+    # The fused kernel (regularize + history + apply in one pass) against Caffe's three steps,
+    # over a multistep drop, mixed lr/decay multipliers and lr_mult 0: within float32 rounding.
+    torch.manual_seed(1)
+    values = [torch.randn(7).tolist() for _ in range(5)]
+    grads = [torch.randn(7).tolist() for _ in range(5)]
+    lr_mults, decay_mults = [1, 2, 0, 1, 2], [1, 0, 1, 2, 1]
+    param = solver_param(lr_policy="multistep", gamma=0.1, stepvalue=[2], base_lr=0.05,
+                         momentum=0.9, weight_decay=0.004)
+    results = []
+    for fused in (True, False):
+        net = ParamsOnly(values, lr_mults, decay_mults)
+        solver = Solver(param, net, fused=fused)
+        assert solver.fused == fused
+        for _ in range(4):
+            net.set_grads(grads)
+            solver.apply_update()
+        results.append(([p.data.clone() for p in net.learnable_params],
+                        [h.clone() for h in solver.history]))
+    (w_fused, h_fused), (w_steps, h_steps) = results
+    for a, b in zip(w_fused + h_fused, w_steps + h_steps):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert torch.equal(w_fused[2], torch.tensor(values[2]))     # lr_mult 0: never moves
+
+
+def test_fused_sgd_only_where_it_is_caffes_update():
+    net = ParamsOnly([1.0])
+    assert Solver(solver_param(momentum=0.9), net).fused
+    for fields in ({"regularization_type": "L1"}, {"snapshot_diff": True}, {"type": "Nesterov"},
+                   {"momentum": 0.0}):
+        assert not Solver(solver_param(**fields), ParamsOnly([1.0])).fused, fields
+    # snapshot_diff keeps Caffe's diff after the update: the update value (the history)
+    net = ParamsOnly([1.0])
+    solver, _ = run(solver_param(momentum=0.9, snapshot_diff=True), net, [0.5], 2)
+    assert float(net.learnable_params[0].diff) == pytest.approx(float(solver.history[0]))

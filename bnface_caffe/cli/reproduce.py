@@ -34,6 +34,9 @@ def parser():
     p.add_argument("--data", help="a real face folder (one sub-folder per person) instead of "
                                   "the built-in synthetic identities")
     p.add_argument("--gpu", help="train on this GPU id (default: CPU)")
+    p.add_argument("--fast", action="store_true",
+                   help="train in the engine's fast mode (bf16 where the device has it; not "
+                        "bit-faithful to Caffe: see BENCHMARKS.md for its accuracy cost)")
     p.add_argument("--out", help="results folder (default results/<plan>)")
     p.add_argument("--runs", help="comma-separated subset of the runs to train")
     p.add_argument("--data-root", default="data", help="where the LMDB folders go (default data/)")
@@ -90,20 +93,22 @@ class Steps:
         if status:
             raise UserError(f"step failed (bnface-{tool} returned {status})")
 
-    def train(self, title, solver, log_path, gpu):
+    def train(self, title, solver, log_path, gpu, fast=False):
         """Train `solver` with the engine, its log going to `log_path` only; a one-line
         progress report here at each test."""
         from ..engine.train import TrainOptions, train
         self.done += 1
         self.say(f"({self.done}/{self.total}) {title}")
         args = [solver, "--backend", "engine", "--log", log_path] + (["--gpu", gpu] if gpu else [])
+        args += ["--fast"] if fast else []
         print("    $ " + command_line("train", args) + " 2>/dev/null", flush=True)
         log = Glog(stderr=False)
         log.add_file(log_path)
         progress = Progress()
         device = f"cuda:{gpu}" if gpu is not None else "cpu"
         try:
-            train(TrainOptions(solver, device=device, stages=("",)), observer=progress, log=log)
+            train(TrainOptions(solver, device=device, stages=("",), fast=fast), observer=progress,
+                  log=log)
         finally:
             log.close()
         return {"seconds": round(time.time() - progress.started, 1), "best_accuracy": progress.best,
@@ -232,7 +237,7 @@ def main(argv):
         if os.path.exists(log):
             os.remove(log)  # a fresh log per run: the log tools read one run per file
         summary[run] = steps.train(f"training {run} ({net} net, schedule {schedule})",
-                                   solver, log, args.gpu)
+                                   solver, log, args.gpu, args.fast)
         logs.append(log)
     verification = []
     for (run, schedule, net), solver in zip(runs, solvers) if verifying else ():
@@ -328,7 +333,8 @@ def write_run_info(out, argv, args, plan, scale, classes, train_images, test_ima
         "machine": {"platform": platform.platform(), "cpu": cpu_model(),
                     "cpus": os.cpu_count(), "torch": torch.__version__,
                     "torch_threads": torch.get_num_threads(),
-                    "device": f"cuda:{args.gpu}" if args.gpu is not None else "cpu"},
+                    "device": f"cuda:{args.gpu}" if args.gpu is not None else "cpu",
+                    "fast_mode": bool(args.fast)},
         "plan": {k: v for k, v in vars(plan).items() if k != "runs"},
         "data": {"classes": classes, "train_images": train_images, "test_images": test_images,
                  "source": args.data or "built-in synthetic identities"},

@@ -56,6 +56,10 @@ def parser():
     p.add_argument("--fast", action="store_true",
                    help="engine only: the opt-in fast mode (TF32/bf16/channels-last; not "
                         "bit-faithful to Caffe)")
+    p.add_argument("--compile", action="store_true",
+                   help="engine only: torch.compile the train net's layers (falls back to eager "
+                        "with one log line where compiling fails; slower than eager on the CPUs "
+                        "in BENCHMARKS.md)")
     p.add_argument("--sigint-effect", "--sigint_effect", default="stop", choices=EFFECTS)
     p.add_argument("--sighup-effect", "--sighup_effect", default="snapshot", choices=EFFECTS)
     options.add_stage(p)
@@ -228,7 +232,7 @@ def _train_engine(args, param, gpu_ids, bar, log):
         import torch
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
-                        sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
+                        compile=args.compile, sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
                         level=args.level, stages=options.stages(args), param=param,
                         resume=args.resume, keep_snapshots=args.keep_snapshots or 0)
     train(opts, observer=bar, log=log)

@@ -20,7 +20,7 @@ from ..formats.glog import Glog
 from ..formats.upgrade import upgrade_net
 from ..proto import caffe_pb2
 from ..shapes import shape_string
-from . import net_weights, precision
+from . import compiled, net_weights, precision
 from .net_build import fold_batchnorm_scale, wire
 from .netparam import filter_net, insert_splits
 
@@ -56,7 +56,7 @@ class Param:
 
 class Net:
     def __init__(self, net_param, phase=caffe_pb2.TRAIN, stages=(), level=None, device="cpu",
-                 fast=False, source=None, rank=0, world_size=1, logger=None):
+                 fast=False, source=None, rank=0, world_size=1, logger=None, compile=False):
         self.source = source or net_param.name or "<net>"
         self.device = torch.device(device)
         self.fast = fast
@@ -80,6 +80,7 @@ class Net:
 
         def configure_layer(layer, lp):
             layer.fast, layer.device, layer.log = self.fast, self.device, self.log
+            layer.channels_last = precision.channels_last(fast, self.device)
             if lp.type in ("Data", "HDF5Data", "ImageData"):
                 layer.rank, layer.world_size = rank, world_size
 
@@ -95,6 +96,7 @@ class Net:
         self._graph = None
         # pycaffe's hook: (node index, tops) -> tops, called after each layer's forward
         self.forward_hook = None
+        self.compiled_runs = self._compile() if compile else {}
 
     # -- set-up ----------------------------------------------------------------------
     def _to_device(self):
@@ -104,10 +106,8 @@ class Net:
             new = []
             for blob in layer.blobs:
                 if id(blob) not in moved:
-                    t = blob.detach().to(self.device, torch.float32)
-                    if self.fast and t.dim() == 4:
-                        t = t.contiguous(memory_format=torch.channels_last)
-                    moved[id(blob)] = t
+                    # weights keep Caffe's layout: oneDNN/cuDNN reorder them per call anyway
+                    moved[id(blob)] = blob.detach().to(self.device, torch.float32).contiguous()
                 new.append(moved[id(blob)])
             layer.blobs = new
 
@@ -135,6 +135,20 @@ class Net:
             self.learnable_params.append(Param(leaf, owner.lr_mult, owner.decay_mult, layer.name,
                                                owner.blob, owner.name))
 
+    def _compile(self):
+        """{first node index: CompiledRun} (engine/compiled.py), or {} with one log line saying
+        why not."""
+        why = compiled.available(self.device)
+        if why:
+            self.log.warning("net.cpp:0", f"torch.compile is unavailable here ({why}); running "
+                                          "the layers eagerly")
+            return {}
+        runs = {first: compiled.CompiledRun(self.nodes, first, last, self.device, self.log)
+                for first, last in compiled.runs(self.nodes)}
+        self.log.info("net.cpp:0", f"Compiling {len(runs)} run(s) of layers with torch.compile "
+                                   f"(backend {compiled.backend()})")
+        return runs
+
     # -- running -----------------------------------------------------------------------
     @property
     def builds_graph(self):
@@ -142,13 +156,26 @@ class Net:
 
     def forward(self, build_graph=None):
         """Run every layer once; returns the weighted loss (Caffe's Forward(&loss))."""
+        loss = self._forward(build_graph)
+        return 0.0 if loss is None else float(loss)
+
+    def _forward(self, build_graph):
+        """forward() with the loss left as a tensor (None without loss outputs)."""
         grad = self.builds_graph if build_graph is None else build_graph
         self.values = {}
         self._graph = None
         values = self.values
         terms = []
         with torch.set_grad_enabled(grad), precision.autocast(self.fast, self.device):
+            skip_to = 0
             for index, node in enumerate(self.nodes):
+                if index < skip_to:
+                    continue
+                run = self.compiled_runs.get(index)
+                if run is not None:     # layers first..last in one compiled call (no losses)
+                    run(values, grad)
+                    skip_to = run.last + 1
+                    continue
                 bottoms = [values[b] for b in node.bottoms]
                 if grad:
                     bottoms = [x if need else x.detach()
@@ -167,10 +194,9 @@ class Net:
         if grad:
             self._graph = terms
         if not terms:
-            return 0.0
+            return None
         with torch.no_grad():
-            loss = sum(top.detach().float().sum() * weight for top, weight in terms)
-        return float(loss)
+            return sum(top.detach().float().sum() * weight for top, weight in terms)
 
     def backward(self):
         """Add this pass's gradients into every Param.diff (Caffe's Backward)."""
@@ -187,9 +213,10 @@ class Net:
             torch.autograd.backward(tensors, grads)
 
     def forward_backward(self):
-        loss = self.forward(build_graph=True)
+        loss = self._forward(build_graph=True)
         self.backward()
-        return loss
+        # read only now: on a GPU the iteration's one host sync waits behind the queued backward
+        return 0.0 if loss is None else float(loss)
 
     def close(self):
         """Stop the Data layers' prefetch threads (they are daemons; this just frees them early)."""
@@ -197,8 +224,7 @@ class Net:
             node.layer.close()
 
     def clear_param_diffs(self):
-        for p in self.learnable_params:
-            p.diff.zero_()
+        torch._foreach_zero_([p.diff for p in self.learnable_params])
 
     def outputs(self):
         return [(name, self.blob(name)) for name in self.output_names]

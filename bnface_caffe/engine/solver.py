@@ -2,7 +2,10 @@
 
 It owns what a .solverstate holds (iter, current_step, the history blobs) and does
 ApplyUpdate: learning rate → optional lr line → clip → per parameter normalize, regularize,
-compute the update value → w −= value → ++iter. Sequencing (tests, display, snapshots,
+compute the update value → w −= value → ++iter. Plain SGD (the paper's solver) does the
+regularize/update/apply steps in one fused pass per parameter (updates.fused_sgd); Param.diff then
+keeps the gradient instead of the update value (nothing reads it before the next clear, and a
+solver with snapshot_diff takes the step-by-step path). Sequencing (tests, display, snapshots,
 signals) lives in loop.py; the formulas in updates.py; the lr policies in schedules.py.
 """
 import numpy as np
@@ -16,7 +19,7 @@ f32 = np.float32
 
 
 class Solver:
-    def __init__(self, param, net, log=None):
+    def __init__(self, param, net, log=None, fused=True):
         updates.check_solver_constants(param)
         self.param = param
         self.net = net
@@ -30,6 +33,8 @@ class Solver:
         self.history = [torch.zeros_like(p.data) for _ in range(sets) for p in self.params]
         self.iter = 0
         self.current_step = 0
+        # SGD in one fused kernel per parameter group (updates.fused_sgd) unless told not to
+        self.fused = fused and updates.fused_sgd_available(param, self.datas + self.history)
 
     # Read through the Param objects each time: the net may swap a tensor (e.g. on load).
     @property
@@ -58,10 +63,14 @@ class Solver:
         if clipped:
             solver_log.clipping(self.log, *clipped, self.param.clip_gradients)
         updates.normalize(diffs, self.param.iter_size)
-        updates.regularize(datas, diffs, self.local_decays, self.param.regularization_type)
         local_rates = [float(f32(rate) * m) for m in self.lr_mults]
-        updates.compute_update_values(self.param.type, diffs, self.history,
-                                      local_rates, self.param, self.iter)
-        updates.apply_updates(datas, diffs)
+        if self.fused:
+            updates.fused_sgd(datas, diffs, self.history, local_rates, self.local_decays,
+                              float(f32(self.param.momentum)))
+        else:
+            updates.regularize(datas, diffs, self.local_decays, self.param.regularization_type)
+            updates.compute_update_values(self.param.type, diffs, self.history,
+                                          local_rates, self.param, self.iter)
+            updates.apply_updates(datas, diffs)
         self.iter += 1   # iter always counts the updates done so far
         return rate

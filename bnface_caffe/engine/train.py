@@ -37,6 +37,7 @@ class TrainOptions:
     snapshot: str = None       # a .solverstate to resume from
     device: str = "cpu"        # "cpu" or "cuda:N"
     fast: bool = False         # the Net's opt-in fast mode (not bit-faithful)
+    compile: bool = False      # torch.compile the train net's layers (engine/compiled.py)
     sigint_effect: str = "stop"
     sighup_effect: str = "snapshot"
     level: int = 0             # caffe train --level / --stage: added to train_state
@@ -104,7 +105,8 @@ def build(opts, world, log):
     train_param, origin = solver_setup.train_net(param, opts.solver_path)
     if world.is_root:
         solver_log.creating_train_net(log, origin)
-    net = _make_net(Net, train_param, opts, origin[1] or origin[0], log, world)
+    net = _make_net(Net, train_param, opts, origin[1] or origin[0], log, world,
+                    compile=opts.compile)
     for weights in param.weights:
         snapshot.load_weights([net], weights, log)
     test_nets = []
@@ -118,14 +120,15 @@ def build(opts, world, log):
     return param, Solver(param, net, log), net, test_nets
 
 
-def _make_net(Net, net_param, opts, source, log, world=None):
+def _make_net(Net, net_param, opts, source, log, world=None, compile=False):
     """A Net in its merged NetState; the train net of rank r reads every world_size-th record."""
     # net_param.state already is the merged NetState (Caffe copies it into the net's
     # parameters); the Net must not add the stages a second time.
     phase = net_param.state.phase
     rank, size = (world.rank, world.size) if world is not None else (0, 1)
     return Net(net_param, phase=phase, stages=(), level=None, device=opts.device,
-               fast=opts.fast, source=source, rank=rank, world_size=size, logger=log)
+               fast=opts.fast, source=source, rank=rank, world_size=size, logger=log,
+               compile=compile)
 
 
 def train(opts, observer=None, log=None):

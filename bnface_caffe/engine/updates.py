@@ -175,6 +175,31 @@ def adam(diffs, history, rates, momentum, momentum2, delta, iteration, **_):
     torch._foreach_copy_(diffs, ratio)
 
 
+def fused_sgd_available(solver, tensors):
+    """Whether `fused_sgd` may do this SGD update: L2 (or no) decay, momentum (without it torch's
+    kernel keeps no history, which Caffe still writes into its .solverstate), float32 tensors on
+    one device, a torch that has the fused kernel. Not when the snapshot keeps diffs: after the fused
+    step Param.diff still holds the gradient, where Caffe leaves the update value."""
+    return (solver.type == "SGD" and solver.regularization_type == "L2" and solver.momentum != 0
+            and not solver.snapshot_diff and hasattr(torch, "_fused_sgd_") and bool(tensors)
+            and all(t.dtype == torch.float32 and t.device == tensors[0].device for t in tensors))
+
+
+def fused_sgd(datas, diffs, history, rates, local_decays, momentum):
+    """regularize + sgd + apply_updates in one pass per parameter (torch's fused SGD kernel):
+    torch computes g' = g + wd·w; h = momentum·h + (1 − dampening)·g'; w −= lr·h, so with
+    wd = weight_decay·decay_mult, dampening = 1 − rate and lr = 1 it is Caffe's
+    h = momentum·h + rate·(g + wd·w); w −= h, to within float32 rounding (one FMA where Caffe's
+    BLAS may round twice). One call per distinct (rate, decay) group."""
+    groups = defaultdict(list)
+    for i, key in enumerate(zip(rates, local_decays)):
+        groups[key].append(i)
+    for (rate, decay), idx in groups.items():
+        torch._fused_sgd_(_pick(datas, idx), _pick(diffs, idx), _pick(history, idx),
+                          weight_decay=decay, momentum=momentum, lr=1.0, dampening=1.0 - rate,
+                          nesterov=False, maximize=False, is_first_step=False)
+
+
 RULES = {"SGD": sgd, "Nesterov": nesterov, "AdaGrad": adagrad, "RMSProp": rmsprop,
          "AdaDelta": adadelta, "Adam": adam}
 

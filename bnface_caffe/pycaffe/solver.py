@@ -40,6 +40,9 @@ class Solver:
             param = caffe_pb2.SolverParameter.FromString(param.SerializeToString())
             param.type = self.type
             engine_solver = EngineSolver(param, net, log)
+        # scripts read param.diff after step(): Caffe leaves each update there, the fused path
+        # the gradient
+        engine_solver.fused = False
         self._solver, self._log = engine_solver, log
         self.net = Net._wrap(net)
         self.test_nets = [Net._wrap(t) for t in test_nets]

@@ -57,6 +57,7 @@ class Layer:
         self.blobs = []             # torch tensors in Caffe's blob order
         self.param_grad = []        # per blob: this layer computes its gradient (lr_mult != 0)
         self.fast = False           # set by Net: fast (autocast) mode
+        self.channels_last = False  # set by Net: 4-D activations channels-last (precision.py)
         self.device = "cpu"         # set by Net: where tops made from nothing (data) go
         self.log = Glog.silent()    # create_layer gives the net's logger
 

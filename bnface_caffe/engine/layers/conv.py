@@ -28,6 +28,15 @@ def past_end(size, out, kernel, stride, pad, dilation):
     return max(0, (out - 1) * stride + extent - (size + 2 * pad))
 
 
+def channels_last(x):
+    """x with channels-last strides. A one-channel input (the data) counts as contiguous in both
+    layouts, and oneDNN then picks NCHW for the output: give it explicit NHWC strides."""
+    n, c, h, w = x.shape
+    if x.stride() == (h * w * c, 1, w * c, c) or x.numel() == 0:
+        return x
+    return x.clone(memory_format=torch.channels_last)
+
+
 def _per_axis(layer, name, values, n, default, h=None, w=None):
     """kernel/stride/pad/dilation: the _h/_w pair, one value for all axes, or one per axis."""
     if h is not None or w is not None:
@@ -159,8 +168,8 @@ class _ConvBase(Layer):
                 x = x.reshape(-1, *x.shape[self.axis:])
             if n == 0:
                 x = x.unsqueeze(-1)
-            if self.fast and n == 2:  # channels-last activations: faster convs on CPU and GPU
-                x = x.contiguous(memory_format=torch.channels_last)
+            if self.channels_last and n == 2:  # faster convs on CPU and GPU
+                x = channels_last(x)
             x = pad_past_end(x, self.extra)
             if self.transposed:
                 y = ops[max(n, 1)](x, w, b, stride, pad, 0, self.group, dilation)

