@@ -19,3 +19,14 @@ def test_bad_widths_and_input_size_are_one_line_errors():
     assert_one_line_error(run_tool("gen_net", "--widths", "32,64,64"), "--widths needs 8")
     assert_one_line_error(run_tool("gen_net", "--widths", "32,64,64,128,96,192,160,-1"), "positive")
     assert_one_line_error(run_tool("gen_net", "--input-size", "48"), "6x6 before the 7x7")
+
+
+def test_block2_convs_and_dropout_flags_reach_the_net(tmp_path):
+    from bnface_caffe.cli import gen_net
+    out = tmp_path / "bn_ablation.prototxt"
+    assert gen_net.main(["--bn", "--block2-convs", "2", "--dropout", "0.5", "-o", str(out)]) == 0
+    net = prototxt.read_text(str(out), caffe_pb2.NetParameter)
+    kinds = [l.type for l in net.layer]
+    assert kinds.count("Convolution") == 8 and kinds.count("BatchNorm") == 4
+    drop = next(l for l in net.layer if l.type == "Dropout")
+    assert abs(drop.dropout_param.dropout_ratio - 0.5) < 1e-7
