@@ -39,6 +39,9 @@ def parser():
     g.add_argument("--max-classes", type=int, help="keep the N classes with most images")
     g.add_argument("--test-fraction", type=float, default=0.1, help="per class (0.1)")
     g.add_argument("--seed", type=int, default=0, help="split/shuffle (and synthetic) seed (0)")
+    g.add_argument("--shuffle-seed", type=int,
+                   help="order the train records with this seed instead (same split, same "
+                        "faces, same test records): runs that differ only in data order")
     g = p.add_argument_group("faces")
     g.add_argument("--no-detect", action="store_true", help="no face detection: centre crop "
                    "(inputs already SIZE×SIZE are always used as they are)")
@@ -82,7 +85,8 @@ def build_options(args):
         label_names=args.label_names, synthetic=args.synthetic, identities=args.identities,
         images_per_identity=args.images_per_identity, difficulty=args.difficulty,
         encode_type=encode, min_images=args.min_images, max_classes=args.max_classes,
-        test_fraction=args.test_fraction, seed=args.seed, detect=not args.no_detect,
+        test_fraction=args.test_fraction, seed=args.seed,
+        shuffle_seed=args.shuffle_seed, detect=not args.no_detect,
         margin=args.margin, size=args.size, workers=args.workers, overwrite=args.overwrite,
         progress=progress)
 
