@@ -1,0 +1,98 @@
+"""One figure per question of the study: speed-up and best-accuracy gap against the number
+of identities (mean ± sample std over seeds, the paper's single run at 14,700 identities
+for comparison), and the ablations as bars with error bars and every seed's value as a dot.
+matplotlib's object API on the Agg canvas, as plots.py."""
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .. import paper
+from . import aggregate
+from .aggregate import COLUMNS
+from .tables import scale_rows
+
+PAPER_SPEEDUP = paper.RESULTS[0][2] / paper.RESULTS[2][2]          # 64,000 / 45,000
+PAPER_GAP_PP = 100 * (paper.RESULTS[2][4] - paper.RESULTS[0][4])   # 91.3% − 94.5%
+
+
+def _figure(width=6.4, height=4.0, panels=1):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(1, panels, squeeze=False)[0]
+
+
+def _against_classes(study, grouped, pick, ylabel, title, paper_value, level):
+    """A line per BN schedule: pick(speed-up, gap) Summary against identities."""
+    fig, (ax,) = _figure()
+    rows = scale_rows(study, grouped)
+    for i, run in enumerate(dict.fromkeys(r[1] for r in rows)):
+        shift = 1 + 0.04 * (i - 0.5)   # side by side, so both error bars show
+        points = [(classes * shift, pick(speed, gap)) for classes, name, speed, gap in rows
+                  if name == run]
+        shown = [(x, s) for x, s in points if s.mean is not None]
+        if not shown:
+            continue
+        ax.errorbar([x for x, _ in shown], [s.mean for _, s in shown],
+                    yerr=[s.std or 0.0 for _, s in shown], marker="o", capsize=4,
+                    color=f"C{i}", label=f"{run} (mean ± std over seeds)")
+        for x, s in shown:
+            ax.scatter([x] * len(s.values), s.values, color=f"C{i}", s=10, alpha=0.5)
+            if s.missing:
+                ax.annotate(f"{len(s.values)} of {s.n}", (x, s.mean), textcoords="offset points",
+                            xytext=(6, 6), fontsize=8, color=f"C{i}")
+    ax.scatter([paper.NUM_CLASSES], [paper_value], marker="*", s=140, color="k",
+               label="the paper (multistep, one run)", zorder=3)
+    ax.axhline(level, color="0.6", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("identities (classes)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def speedup_figure(study, grouped):
+    t = f"{100 * study.target:g}%"
+    return _against_classes(study, grouped, lambda speed, gap: speed,
+                            f"speed-up to {t} (baseline ÷ BN iterations)",
+                            f"Is BN's speed-up to {t} robust across seeds and scale?",
+                            PAPER_SPEEDUP, 1.0)
+
+
+def gap_figure(study, grouped):
+    return _against_classes(study, grouped, lambda speed, gap: gap,
+                            "best accuracy, BN − baseline (percentage points)",
+                            "Does the final-accuracy gap change with scale?", PAPER_GAP_PP, 0.0)
+
+
+def ablation_figure(study, grouped):
+    """Iterations to the target and best accuracy per ablation cell, bars ± std, seeds as dots."""
+    cells = [c for c in study.cells if c.question == "ablation" and grouped.get(c.name)]
+    fig, axes = _figure(width=11, height=0.5 * len(cells) + 1.8, panels=2)
+    t = f"{100 * study.target:g}%"
+    for ax, column, xlabel, factor in (
+            (axes[0], COLUMNS[0], f"iterations to {t} (paper units)", 1.0),
+            (axes[1], COLUMNS[3], "best test accuracy (%)", 100.0)):
+        for y, cell in enumerate(cells):
+            s = aggregate.summarize(aggregate.value(r, column) for r in grouped[cell.name])
+            note = []
+            if s.mean is not None:
+                ax.barh(y, s.mean * factor, xerr=(s.std or 0.0) * factor, capsize=4,
+                        color="C1" if cell.net == "bn" else "C0", alpha=0.8)
+                ax.scatter([v * factor for v in s.values], [y] * len(s.values), color="k", s=10,
+                           zorder=3)
+            if s.missing:
+                note.append(f"{s.missing} of {s.n} {column.missing}")
+            crashed = aggregate.diverged(grouped[cell.name])
+            if crashed:
+                note.append(f"{len(crashed)} diverged")
+            if note:
+                ax.annotate("; ".join(note), (0, y), xytext=(4, 0), textcoords="offset points",
+                            va="center", fontsize=8)
+        ax.set_yticks(range(len(cells)), [c.name for c in cells] if ax is axes[0] else [])
+        ax.invert_yaxis()
+        ax.set_xlabel(xlabel)
+    if cells and cells[0].plan.identities:
+        fig.suptitle(f"Ablations at {cells[0].classes} identities × "
+                     f"{cells[0].plan.images_per_identity} images (mean ± std over seeds; "
+                     "dots: single seeds; blue: baseline net, orange: BN net)")
+    return fig
