@@ -47,7 +47,7 @@ def test_quick_study_end_to_end_and_a_rerun_of_one_cell(tmp_path):
     assert info["command"].startswith("bnface-reproduce study --quick")
     assert {"date", "minutes", "machine"} <= set(info) and info["machine"]["cpus"] >= 1
     assert len(info["runs"]) == 3 * len(QUICK.cells)
-    assert (out / ".gitignore").read_text().splitlines()[-1] == "snapshots/"
+    assert list((out / "snapshots" / "scale-6-original").iterdir())   # the final weights
 
     # a seed changes the training order (not the split) and the initial weights
     orders = {s: (data / f"synthetic-6x10-d0.5-s0-o{s}") for s in (0, 1)}
@@ -80,6 +80,7 @@ def test_quick_study_end_to_end_and_a_rerun_of_one_cell(tmp_path):
     assert (out / "table.csv").read_text() == table_csv and (out / "table.md").read_text() == table
     assert (out / "run.json").read_text() == run_json
     assert "run.json is written by a run of the whole plan" in again.stdout
+    assert "the same numbers as the result it replaces" in again.stdout
 
 
 def test_a_diverged_run_is_a_result_not_a_crash(tmp_path, monkeypatch, capsys):
@@ -109,6 +110,15 @@ def test_results_of_another_plan_are_left_out(tmp_path):
     assert grouped == {cell.name: [good]}
     assert sorted(p.split("runs/")[1] for p in left_out) == ["a/seed1/result.json",
                                                               "b/seed0/result.json"]
+
+
+def test_a_rerun_says_whether_its_numbers_moved():
+    old = {"metrics": {"best": 0.9, "to_target": 10}, "scale": 0.5, "torch_threads": 2,
+           "date": "d"}
+    assert reproduce_study.compare_with_previous(old, dict(old)).startswith("the same numbers")
+    moved = dict(old, metrics={"best": 0.91, "to_target": 10}, torch_threads=1)
+    text = reproduce_study.compare_with_previous(old, moved)
+    assert text.startswith("NOT the numbers") and "best differ" in text and "2 CPU threads" in text
 
 
 def test_list_and_bad_options(capsys):

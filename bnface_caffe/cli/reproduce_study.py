@@ -79,6 +79,9 @@ def describe(study, cells, seeds):
     return "\n".join(lines)
 
 
+PROGRESS_EVERY = 10
+
+
 def train(steps, title, solver, log_path, gpu):
     """Train with the engine, its log to `log_path` only. (seconds, the iteration whose loss
     was not finite, or None): a diverged run is a result of the study, not a failure."""
@@ -86,13 +89,21 @@ def train(steps, title, solver, log_path, gpu):
     from ..engine.train import TrainOptions, train as train_engine
 
     class Observer:
-        last = 0
+        """The last iteration done (where a diverged run stopped); a progress line every
+        PROGRESS_EVERY tests."""
+        last, tests, best = 0, 0, 0.0
 
         def iteration(self, it, loss):
             self.last = it
 
         def tested(self, i, outputs):
-            pass
+            if i != 0 or "accuracy" not in outputs:
+                return
+            self.tests += 1
+            self.best = max(self.best, outputs["accuracy"])
+            if self.tests % PROGRESS_EVERY == 1:
+                print(f"      iteration {self.last:6d}: test accuracy {outputs['accuracy']:.4f} "
+                      f"(best {self.best:.4f}, {time.time() - started:5.0f} s)", flush=True)
 
     steps.done += 1
     steps.say(f"({steps.done}/{steps.total}) {title}")
@@ -125,6 +136,13 @@ def measure(log_path, label, study, diverged_at):
             "best_at": row["best_at"], "last_test": row["last_test"],
             "final": finite[-1] if finite and diverged_at is None else None,
             "diverged_at": diverged_at}
+
+
+def torch_threads():
+    """CPU threads the run used: the same seed gives the same numbers with the same count
+    (another count sums floats in another order)."""
+    import torch
+    return torch.get_num_threads()
 
 
 def count_lines(path):
@@ -177,12 +195,38 @@ def run_one(steps, args, study, cell, seed, out):
     result = {"cell": cell.name, "seed": seed, "config": cell.config(),
               "classes": classes, "train_images": train_images, "test_images": test_images,
               "scale": scale, "metrics": measure(log, cell.name, study, diverged_at),
-              "seconds": seconds, "log": os.path.relpath(log, out),
+              "seconds": seconds, "torch_threads": torch_threads(),
+              "log": os.path.relpath(log, out),
               "command": rerun_command(args, cell, seed),
               "date": datetime.datetime.now().isoformat(timespec="seconds")}
-    write_json(os.path.join(folder, "result.json"), result)
+    path = os.path.join(folder, "result.json")
+    previous = read_previous(path, cell)
+    write_json(path, result)
     print(f"      {summary_line(result, study)}\n      re-run: {result['command']}", flush=True)
+    if previous:
+        print(f"      {compare_with_previous(previous, result)}", flush=True)
     return result
+
+
+def read_previous(path, cell):
+    """The result this run replaces, if it was made by the same cell as it is now."""
+    try:
+        with open(path) as f:
+            previous = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return previous if previous.get("config") == cell.config() else None
+
+
+def compare_with_previous(previous, result):
+    """A re-run of a run: the same metrics (what a seed promises), or which ones moved."""
+    moved = [k for k in result["metrics"] if previous["metrics"].get(k) != result["metrics"][k]]
+    if not moved and previous.get("scale") == result["scale"]:
+        return f"the same numbers as the result it replaces (made {previous.get('date')})"
+    threads = ("" if previous.get("torch_threads") == result["torch_threads"] else
+               f"; that run used {previous.get('torch_threads')} CPU threads, this one "
+               f"{result['torch_threads']} (floats are summed in another order)")
+    return f"NOT the numbers of the result it replaces: {', '.join(moved) or 'scale'} differ{threads}"
 
 
 def summary_line(result, study):
@@ -270,9 +314,7 @@ def main(argv):
     if args.gpu is not None:
         options.parse_gpus(args.gpu)
     out = args.out or os.path.join("results", study.name)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, ".gitignore"), "w") as f:
-        f.write("# final weights of every run: large, and remade by the runs\nsnapshots/\n")
+    os.makedirs(out, exist_ok=True)   # (its snapshots/ are ignored by git: .gitignore)
     steps = Steps(total=4 * len(cells) * len(seeds))
     steps.say(describe(study, cells, seeds))
     done = load_results(out, study)[0] if args.skip_done else {}

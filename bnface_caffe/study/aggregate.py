@@ -37,6 +37,10 @@ COLUMNS = (
 )
 
 
+def column(key):
+    return next(c for c in COLUMNS if c.key == key)
+
+
 @dataclass(frozen=True)
 class Summary:
     values: tuple         # the defined values, in seed order
@@ -88,7 +92,7 @@ def paired(results_a, results_b, compare):
 def speedup(baseline, bn):
     """How many times sooner the BN run reaches the target: baseline's iterations ÷ BN's
     (paper units, so runs at one data size compare directly); None if either never did."""
-    base, fast = (value(r, COLUMNS[0]) for r in (baseline, bn))
+    base, fast = (value(r, column("to_target")) for r in (baseline, bn))
     return None if base is None or fast is None else base / fast
 
 

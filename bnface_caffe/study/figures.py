@@ -7,7 +7,6 @@ from matplotlib.figure import Figure
 
 from .. import paper
 from . import aggregate
-from .aggregate import COLUMNS
 from .tables import scale_rows
 
 PAPER_SPEEDUP = paper.RESULTS[0][2] / paper.RESULTS[2][2]          # 64,000 / 45,000
@@ -70,8 +69,8 @@ def ablation_figure(study, grouped):
     fig, axes = _figure(width=11, height=0.5 * len(cells) + 1.8, panels=2)
     t = f"{100 * study.target:g}%"
     for ax, column, xlabel, factor in (
-            (axes[0], COLUMNS[0], f"iterations to {t} (paper units)", 1.0),
-            (axes[1], COLUMNS[3], "best test accuracy (%)", 100.0)):
+            (axes[0], aggregate.column("to_target"), f"iterations to {t} (paper units)", 1.0),
+            (axes[1], aggregate.column("best"), "best test accuracy (%)", 100.0)):
         for y, cell in enumerate(cells):
             s = aggregate.summarize(aggregate.value(r, column) for r in grouped[cell.name])
             note = []
