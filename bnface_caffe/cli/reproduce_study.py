@@ -16,7 +16,6 @@ import json
 import os
 import time
 
-from ..errors import UserError
 from ..formats.glog import Glog
 from ..study import figures, plan, tables
 from . import options
@@ -118,7 +117,7 @@ def train(steps, title, solver, log_path, gpu):
     try:
         train_engine(TrainOptions(solver, device=device, stages=("",)), observer=observer, log=log)
     except TrainingDiverged as err:
-        diverged_at = observer.last   # iterations done; the next one's loss was not finite
+        diverged_at = observer.last   # updates done = the iteration whose loss was not finite
         print(f"      diverged: {err}", flush=True)
     finally:
         log.close()
