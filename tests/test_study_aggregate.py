@@ -69,6 +69,10 @@ def test_speedup_and_gap_pair_runs_by_seed():
     # +2, −1 and +26 percentage points
     assert gap.values == pytest.approx((2.0, -1.0, 26.0))
     assert gap.mean == pytest.approx(9.0) and gap.std == pytest.approx(math.sqrt((49 + 100 + 289) / 2))
+    # where only BN reached it: a lower bound, the baseline's last test (1,500 → 150,000) ÷ 30,000
+    baseline[2]["metrics"]["last_test"] = 1500
+    bound = aggregate.paired(baseline, bn, aggregate.speedup_at_least)
+    assert bound.values == (5.0,) and bound.missing == 2
     # the speed-up compares iterations in the paper's units: different scales cancel out
     assert aggregate.speedup(result(0, scale=0.02, to_target=1800),
                              result(0, scale=0.01, to_target=450)) == 2.0

@@ -33,6 +33,8 @@ def made_up_results():
                 m = dict(to_target=[0.8, 1.0, 1.2][seed], best=[0.90, 0.92, 0.94][seed], final=0.9)
             elif cell.name == "scale-6-multistep":
                 m = dict(to_target=[0.4, 0.4, None][seed], best=[0.95, 0.95, 0.95][seed], final=0.95)
+            elif cell.name == "scale-12-original" and seed == 0:   # never reached 80%
+                m = dict(to_target=None, best=0.7, final=0.7, last_test=2.0)
             elif cell.name == "ablation-baseline-lr0.055" and seed == 1:
                 m = dict(to_target=None, best=0.3, final=None, diverged_at=0.2)
             else:
@@ -48,6 +50,10 @@ def test_markdown_and_csv_tables():
     md = tables.markdown(QUICK, grouped)
     # speed-up at 6 identities, multistep: seeds 0, 1: 80,000/40,000 = 2, 100,000/40,000 = 2.5
     assert "| 6 | multistep | 2.25× ± 0.35 (2 of 3; 1 undefined) | +3.00 pp ± 2.00 pp | 3 |" in md
+    # at 12 identities seed 0's baseline never reached 80% by its last test (200,000) while
+    # the BN run did at 50,000: more than 4× sooner; seeds 1 and 2: 50,000 / 50,000
+    assert ("| 12 | multistep | 1.00× ± 0.00 (2 of 3; 1 undefined); in 1 of 3 only BN reached "
+            "80%: > 4.00× |") in md
     # the cells: the baseline's iterations to 80% 80,000 100,000 120,000 → 100,000 ± 20,000
     assert ("| scale-6-original | baseline, original | 6 × 10 | 2 | 3 | 100,000 ± 20,000 | "
             "never stays (3 of 3) | not converged (3 of 3) | 92.00% ± 2.00% | 90.00% ± 0.00% | — |") in md
@@ -64,6 +70,8 @@ def test_markdown_and_csv_tables():
     scale = list(csv.DictReader(io.StringIO(tables.scale_csv(QUICK, grouped))))
     assert float(scale[0]["speedup_mean"]) == 2.25
     assert math.isclose(float(scale[0]["speedup_std"]), 0.5 / math.sqrt(2))
+    assert (scale[0]["speedup_lower_bound_n"], scale[2]["speedup_lower_bound_n"]) == ("0", "1")
+    assert float(scale[2]["speedup_lower_bound_min"]) == 4.0
     runs = list(csv.DictReader(io.StringIO(tables.runs_csv(QUICK, grouped))))
     assert len(runs) == 3 * len(QUICK.cells)
     diverged = next(r for r in runs if r["cell"] == "ablation-baseline-lr0.055" and r["seed"] == "1")

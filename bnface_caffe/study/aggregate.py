@@ -96,6 +96,16 @@ def speedup(baseline, bn):
     return None if base is None or fast is None else base / fast
 
 
+def speedup_at_least(baseline, bn):
+    """Where only the BN run reached the target, the speed-up is more than the baseline's
+    last test ÷ the BN run's iterations: that lower bound; None otherwise."""
+    base, fast = (value(r, column("to_target")) for r in (baseline, bn))
+    last = baseline["metrics"].get("last_test")
+    if base is not None or fast is None or last is None:
+        return None
+    return round(last / baseline["scale"]) / fast
+
+
 def best_gap_pp(baseline, bn):
     """BN's best test accuracy minus the baseline's, in percentage points."""
     if baseline["metrics"].get("best") is None or bn["metrics"].get("best") is None:
