@@ -92,7 +92,7 @@ def test_a_diverged_run_is_a_result_not_a_crash(tmp_path, monkeypatch, capsys):
     # the engine snapshots the weights that gave the bad loss, at that iteration
     assert (tmp_path / f"snap/toy_iter_{diverged_at}.solverstate").exists()
     assert "diverged" in capsys.readouterr().out
-    study = Study("t", (), target=0.5)
+    study = Study("t", (), (), target=0.5)
     metrics = reproduce_study.measure("run.log", "diverging", study, diverged_at)
     assert metrics["diverged_at"] == diverged_at and metrics["final"] is None
     assert metrics["last_test"] is not None and metrics["last_test"] <= diverged_at
@@ -124,7 +124,11 @@ def test_a_rerun_says_whether_its_numbers_moved():
 def test_list_and_bad_options(capsys):
     assert reproduce.main(["study", "--list", "--cells", "scale-1000-*", "--seeds", "0"]) == 0
     text = capsys.readouterr().out
-    assert "3 cells × 1 seeds" in text and "scale-1000-original" in text and "9000" in text
-    assert "minutes on a quiet 2-core CPU" in text
+    assert "3 cells × 1 seeds" in text and "scale-1000-original" in text and "54000" in text
+    assert "113,142 training iterations in all" in text   # 54,000 + 2 × 29,571
+    assert reproduce.main(["study", "--list"]) == 0
+    text = capsys.readouterr().out
+    assert "10 cells × 3 seeds" in text and "106,269 training iterations" in text
+    assert "run only when --cells names them: scale-1000-original" in text
     assert_one_line_error(run_tool("reproduce", "study", "--cells", "scale-7-*", "--list"),
                           "--cells: scale-7-* matches no cell")

@@ -31,7 +31,7 @@ def scaled_solver(cell, tmp_path):
     return prototxt.read_text(str(path), caffe_pb2.SolverParameter)
 
 
-@pytest.mark.parametrize("cell", FULL.cells, ids=lambda c: c.name)
+@pytest.mark.parametrize("cell", FULL.all_cells, ids=lambda c: c.name)
 def test_every_full_cell_keeps_the_papers_schedule_shape(cell, tmp_path):
     solver = scaled_solver(cell, tmp_path)
     paper_max, steps, base_lr, gamma = PAPER[cell.schedule]
@@ -55,35 +55,43 @@ def test_every_full_cell_keeps_the_papers_schedule_shape(cell, tmp_path):
 
 
 def test_scaled_schedules_worked_by_hand(tmp_path):
-    # 1000 identities x 40 images: 36 train each, 36,000 images; 16 epochs at batch 64 =
-    # 9,000 iterations; the drops at 150k/420k and 300k/420k of them: 3,214.3 and 6,428.6
-    cells = {c.name: c for c in FULL.cells}
-    original = scaled_solver(cells["scale-1000-original"], tmp_path)
-    assert original.max_iter == 9000 and list(original.stepvalue) == [3214, 6429]
-    # multistep: 230/420 of 9,000 = 4,928.6; its first drop 14,000 × 9,000/420,000 = 300
-    multistep = scaled_solver(cells["scale-1000-multistep"], tmp_path)
-    assert multistep.max_iter == 4929 and list(multistep.stepvalue)[:4] == [300, 600, 900, 2571]
-    # the demo's size (7,200 train images, 24 epochs): 2,700 iterations, as `make demo`
-    baseline = scaled_solver(cells["ablation-baseline"], tmp_path)
+    cells = {c.name: c for c in FULL.all_cells}
+    # 200 identities x 160 images: 144 train each, 28,800 images; 24 epochs at batch 64 =
+    # 10,800 iterations; the drops at 150k/420k and 300k/420k of them: 3,857.1 and 7,714.3
+    original = scaled_solver(cells["scale-200-original"], tmp_path)
+    assert original.max_iter == 10800 and list(original.stepvalue) == [3857, 7714]
+    # multistep: 230/420 of 10,800 = 5,914.3; drops at 14k, 28k, 42k, 120k of 420k: 360,
+    # 720, 1,080, 3,085.7
+    multistep = scaled_solver(cells["scale-200-multistep"], tmp_path)
+    assert multistep.max_iter == 5914 and list(multistep.stepvalue)[:4] == [360, 720, 1080, 3086]
+    # the demo's size (7,200 train images): 2,700 iterations, as `make demo`
+    baseline = scaled_solver(cells["scale-50-original"], tmp_path)
     assert baseline.max_iter == 2700 and list(baseline.stepvalue) == [964, 1929]
+    # 1,000 identities (on request): 144,000 images, 54,000 iterations
+    big = scaled_solver(cells["scale-1000-original"], tmp_path)
+    assert big.max_iter == 54000 and list(big.stepvalue) == [19286, 38571]
 
 
 def test_the_full_study_asks_the_issues_questions():
-    cells = {c.name: c for c in FULL.cells}
+    cells = {c.name: c for c in FULL.all_cells}
     assert FULL.seeds == (0, 1, 2) and FULL.target == 0.80
     scale = [c for c in FULL.cells if c.question == "scale"]
-    assert sorted({c.classes for c in scale}) == [50, 200, 1000]
+    assert sorted({c.classes for c in scale}) == [50, 200]
+    assert sorted({c.classes for c in FULL.extra_cells}) == [1000]
     assert {(c.net, c.schedule) for c in scale} == {("baseline", "original"), ("bn", "multistep"),
                                                     ("bn", "early_drop")}
     # fixed images per identity and epochs across sizes; only the number of classes changes
-    assert len({(c.plan.images_per_identity, c.plan.original_epochs, c.plan.widths) for c in scale}) == 1
-    # ablations at the demo's data, nets and length
+    assert len({(c.plan.images_per_identity, c.plan.original_epochs, c.plan.widths)
+                for c in FULL.all_cells}) == 1
+    # ablations at the demo's data, nets and length; its two runs are the references
     demo = PLANS["demo"]
-    for c in FULL.cells:
-        if c.question == "ablation":
-            assert (c.plan.identities, c.plan.images_per_identity, c.plan.original_epochs,
-                    c.plan.widths, c.plan.filler) == (demo.identities, demo.images_per_identity,
-                                                      demo.original_epochs, demo.widths, demo.filler)
+    assert FULL.references == ("scale-50-original", "scale-50-multistep")
+    for c in [cells[name] for name in FULL.references] + [c for c in FULL.cells if c.question == "ablation"]:
+        assert (c.plan.identities, c.plan.images_per_identity, c.plan.original_epochs,
+                c.plan.widths, c.plan.filler) == (demo.identities, demo.images_per_identity,
+                                                  demo.original_epochs, demo.widths, demo.filler)
+    assert [(cells[n].net, cells[n].schedule) for n in FULL.references] == [
+        ("baseline", "original"), ("bn", "multistep")]
     # each ablation changes one thing against its reference
     assert (cells["ablation-bn-block2-2convs"].net_args, cells["ablation-bn-dropout"].net_args) == \
         (("--block2-convs", "2"), ("--dropout", "0.5"))
@@ -93,9 +101,9 @@ def test_the_full_study_asks_the_issues_questions():
 
 
 @pytest.mark.parametrize("name, convs, dropout", [
-    ("ablation-bn", 7, None), ("ablation-bn-block2-2convs", 8, None), ("ablation-bn-dropout", 7, 0.5)])
+    ("scale-50-multistep", 7, None), ("ablation-bn-block2-2convs", 8, None), ("ablation-bn-dropout", 7, 0.5)])
 def test_ablation_flags_make_the_intended_net(tmp_path, name, convs, dropout):
-    cell = next(c for c in FULL.cells if c.name == name)
+    cell = next(c for c in FULL.all_cells if c.name == name)
     out = tmp_path / "net.prototxt"
     assert gen_net.main(["--bn", "--num-classes", "50", *cell.net_args, "-o", str(out)]) == 0
     net = prototxt.read_text(str(out), caffe_pb2.NetParameter)
@@ -107,8 +115,9 @@ def test_ablation_flags_make_the_intended_net(tmp_path, name, convs, dropout):
 
 def test_full_study_fits_the_budget_and_quick_is_a_toy():
     iterations, minutes = plan.estimate(FULL.cells, FULL.seeds)
-    # (104,664 iterations: the scale cells' max_iter sum 22,772 + the ablations' 11,316, × 3)
-    assert iterations == 3 * (450 + 2 * 246 + 1800 + 2 * 986 + 9000 + 2 * 4929 + 2 * 2700 + 4 * 1479)
+    # per seed: 50 identities 2,700 + 2 × 1,479; 200: 10,800 + 2 × 5,914; the ablations
+    # 3 × 1,479 + 2,700
+    assert iterations == 3 * (2700 + 2 * 1479 + 10800 + 2 * 5914 + 3 * 1479 + 2700) == 106269
     assert minutes <= 150
     assert plan.estimate(QUICK.cells, QUICK.seeds)[0] < 300
     def kinds(study):   # the same kinds of cell, at other sizes
@@ -120,11 +129,12 @@ def test_full_study_fits_the_budget_and_quick_is_a_toy():
 
 
 def test_cell_selection_and_seeds():
-    assert [c.name for c in plan.select(FULL, "scale-1000-*")] == [
+    assert [c.name for c in plan.select(FULL, "scale-1000-*")] == [   # the extra size, asked for
         "scale-1000-original", "scale-1000-multistep", "scale-1000-early_drop"]
-    assert [c.name for c in plan.select(FULL, "ablation-bn,scale-50-original")] == [
-        "scale-50-original", "ablation-bn"]     # plan order
+    assert [c.name for c in plan.select(FULL, "ablation-bn-dropout,scale-50-original")] == [
+        "scale-50-original", "ablation-bn-dropout"]     # plan order
     assert plan.select(FULL, None) == FULL.cells
+    assert not {c.name for c in FULL.cells} & {c.name for c in FULL.extra_cells}
     with pytest.raises(UserError, match="scale-7-\\* matches no cell"):
         plan.select(FULL, "scale-7-*")
     assert plan.parse_seeds("0,1,2") == (0, 1, 2) and plan.parse_seeds("5") == (5,)

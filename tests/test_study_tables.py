@@ -58,8 +58,13 @@ def test_markdown_and_csv_tables():
     assert ("| scale-6-original | baseline, original | 6 × 10 | 2 | 3 | 100,000 ± 20,000 | "
             "never stays (3 of 3) | not converged (3 of 3) | 92.00% ± 2.00% | 90.00% ± 0.00% | — |") in md
     assert "| ablation-baseline-lr0.055 |" in md and "1 of 3, at 20,000 (seed 1)" in md
-    # the ablation table pairs seeds with ablation-bn's (0.9 each): 0.3 − 0.9 → −60 pp
-    assert "| -20.00 pp ± 34.64 pp |" in md
+    # the ablation table pairs seeds with the BN reference's (scale-6-multistep, 0.95 each):
+    # −5, −65, −5 → −25 ± 34.64 pp
+    assert "best accuracy − scale-6-multistep's" in md and "| -25.00 pp ± 34.64 pp |" in md
+    ablation_rows = [line.split(" | ")[0] for line in md.split("## Ablations")[1].splitlines()
+                     if line.startswith("| scale-") or line.startswith("| ablation-")]
+    assert ablation_rows == ["| scale-6-original", "| scale-6-multistep", "| ablation-bn-block2-2convs",
+                             "| ablation-bn-dropout", "| ablation-baseline-lr0.055", "| ablation-bn-lr0.01"]
     rows = list(csv.DictReader(io.StringIO(tables.table_csv(QUICK, grouped))))
     assert [r["cell"] for r in rows] == [c.name for c in QUICK.cells]
     base = rows[0]

@@ -75,6 +75,12 @@ def describe(study, cells, seeds):
     iterations, minutes = plan.estimate(cells, seeds)
     lines += ["", f"{iterations:,} training iterations in all: about {minutes:.0f} minutes on a "
                   f"quiet 2-core CPU ({plan.SECONDS_PER_ITERATION} s per iteration)"]
+    extra = [c for c in study.extra_cells if c not in cells]
+    if extra:
+        more, more_minutes = plan.estimate(extra, seeds)
+        lines.append(f"also in the plan, run only when --cells names them: "
+                     f"{', '.join(c.name for c in extra)} ({more:,} iterations, about "
+                     f"{more_minutes / 60:.1f} hours more)")
     return "\n".join(lines)
 
 
@@ -248,7 +254,7 @@ def write_json(path, data):
 def load_results(out, study):
     """{cell name: [results]} of every run in `out` made with this study's cells as they are
     now; results of another plan (or an older one) are reported and left out."""
-    cells = {c.name: c for c in study.cells}
+    cells = {c.name: c for c in study.all_cells}
     grouped, stale = {}, []
     for path in sorted(glob.glob(os.path.join(out, "runs", "*", "seed*", "result.json"))):
         with open(path) as f:
@@ -296,7 +302,7 @@ def write_run_info(out, argv, args, study, minutes, grouped):
             "training_minutes_all_runs": round(sum(r["seconds"] for results in grouped.values()
                                                    for r in results) / 60, 1),
             "study": study.name, "seeds": list(study.seeds), "target": study.target,
-            "cells": {c.name: c.config() for c in study.cells},
+            "cells": {c.name: c.config() for c in study.all_cells if c.name in grouped},
             "runs": {f"{r['cell']}/seed{r['seed']}": {"seconds": r["seconds"], "date": r["date"]}
                      for results in grouped.values() for r in results}}
     write_json(os.path.join(out, "run.json"), info)

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 
 from .. import paper
 from . import aggregate
-from .tables import scale_rows
+from .tables import ablation_cells, scale_rows
 
 PAPER_SPEEDUP = paper.RESULTS[0][2] / paper.RESULTS[2][2]          # 64,000 / 45,000
 PAPER_GAP_PP = 100 * (paper.RESULTS[2][4] - paper.RESULTS[0][4])   # 91.3% − 94.5%
@@ -72,7 +72,7 @@ def gap_figure(study, grouped):
 
 def ablation_figure(study, grouped):
     """Iterations to the target and best accuracy per ablation cell, bars ± std, seeds as dots."""
-    cells = [c for c in study.cells if c.question == "ablation" and grouped.get(c.name)]
+    cells = [c for c in ablation_cells(study) if grouped.get(c.name)]
     fig, axes = _figure(width=11, height=0.5 * len(cells) + 1.8, panels=2)
     t = f"{100 * study.target:g}%"
     for ax, column, xlabel, factor in (

@@ -6,7 +6,7 @@ import io
 from .. import paper
 from . import aggregate
 from .aggregate import COLUMNS
-from .plan import ABLATION_REFERENCE, BASELINE_RUN, BN_RUNS
+from .plan import BASELINE_RUN, BN_RUNS
 
 
 def _number(x, kind):
@@ -65,7 +65,7 @@ def scale_rows(study, grouped):
     """(classes, BN run, speed-up, gap, speed-up lower bounds) Summaries for every size with
     both cells run."""
     rows = []
-    sizes = sorted({c.classes for c in study.cells if c.question == "scale"})
+    sizes = sorted({c.classes for c in study.all_cells if c.question == "scale"})
     for classes in sizes:
         base = grouped.get(f"scale-{classes}-{BASELINE_RUN}")
         for run in BN_RUNS:
@@ -75,6 +75,13 @@ def scale_rows(study, grouped):
                              aggregate.paired(base, bn, aggregate.best_gap_pp),
                              aggregate.paired(base, bn, aggregate.speedup_at_least)))
     return rows
+
+
+def ablation_cells(study):
+    """The ablations' rows: the two reference cells (the paper's nets), then the ablations."""
+    by_name = {c.name: c for c in study.all_cells}
+    return [by_name[name] for name in study.references] + [
+        c for c in study.all_cells if c.question == "ablation"]
 
 
 def markdown(study, grouped, columns=COLUMNS):
@@ -113,7 +120,7 @@ def markdown(study, grouped, columns=COLUMNS):
     lines += ["## Every cell", "",
               f"| cell | net, schedule | identities × images | epochs | seeds | {head} | diverged |",
               "|---|---|---:|---:|---:|" + "---:|" * len(columns) + "---|"]
-    for cell in study.cells:
+    for cell in study.all_cells:
         results = grouped.get(cell.name)
         if not results:
             continue
@@ -122,18 +129,21 @@ def markdown(study, grouped, columns=COLUMNS):
         lines.append(f"| {cell.name} | {_net_schedule(cell)} | {cell.classes:,} × "
                      f"{cell.plan.images_per_identity} | {cell.plan.original_epochs:g} | "
                      f"{len(results)} | " + " | ".join(cells) + f" | {_diverged_text(results)} |")
-    reference = grouped.get(ABLATION_REFERENCE)
-    ablations = [c for c in study.cells if c.question == "ablation" and grouped.get(c.name)]
+    bn_reference = study.references[1]
+    reference = grouped.get(bn_reference)
+    ablations = [c for c in ablation_cells(study) if grouped.get(c.name)]
     if ablations:
-        lines += ["", "## Ablations (the demo's size)", "",
+        lines += ["", f"## Ablations ({ablations[0].classes:,} identities × "
+                  f"{ablations[0].plan.images_per_identity} images; the first two rows are the "
+                  "paper's nets, the references)", "",
                   f"| cell | what it changes | seeds | iterations to {t} | best accuracy | "
-                  f"best accuracy − {ABLATION_REFERENCE}'s (paired by seed) | diverged |",
+                  f"best accuracy − {bn_reference}'s (paired by seed) | diverged |",
                   "|---|---|---:|---:|---:|---:|---|"]
         for cell in ablations:
             results = grouped[cell.name]
             s = aggregate.cell_summaries(results, columns)
             delta = "—"
-            if reference and cell.name != ABLATION_REFERENCE:
+            if reference and cell.name != bn_reference:
                 delta = cell_text(aggregate.paired(reference, results, aggregate.best_gap_pp),
                                   "pp", "undefined")
             lines.append(f"| {cell.name} | {cell.about} | {len(results)} | "
@@ -164,7 +174,7 @@ def table_csv(study, grouped, columns=COLUMNS):
         header += [f"{c.key}_mean", f"{c.key}_std", f"{c.key}_n", f"{c.key}_missing"]
     header += ["diverged"]
     rows = []
-    for cell in study.cells:
+    for cell in study.all_cells:
         results = grouped.get(cell.name)
         if not results:
             continue
@@ -183,7 +193,7 @@ def runs_csv(study, grouped, columns=COLUMNS):
     header = (["cell", "seed"] + [c.key for c in columns]
               + ["diverged_at", "scale", "train_images", "seconds", "log"])
     rows = []
-    for cell in study.cells:
+    for cell in study.all_cells:
         for r in aggregate.by_seed(grouped.get(cell.name, ())).values():
             values = [aggregate.value(r, c) for c in columns]
             div = r["metrics"].get("diverged_at")
