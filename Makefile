@@ -4,18 +4,43 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo reproduce study lmdb bench proto nets solvers lrplot clean
+.PHONY: install graphviz caffe-env test demo reproduce study lmdb bench proto nets solvers lrplot clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,onnx]'
 	touch $@
 
-test: $(STAMP)
+test: $(STAMP) graphviz
 	$(PY) -m pytest -q
+
+# Graphviz's `dot` program for tools/draw_net.py's PNG/SVG (pydot comes with the test extra).
+# Installed from Debian when it can be (root with apt-get); otherwise those tests skip.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	    && { apt-get install -y -q graphviz >/dev/null 2>&1 \
+	         || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }; }; } \
+	    || echo "graphviz: the dot program is not installed; draw_net's image tests will be skipped"
+
+# A venv next to a distribution's pycaffe (built for the system Python and numpy 1.x, which
+# the default .venv's numpy 2 cannot import): the system site-packages stay visible (Debian's
+# python3-caffe-cpu, or put a Caffe build's python/ on PYTHONPATH), numpy is pinned below 2.
+# Then: $(CAFFE_VENV)/bin/python tools/train.py SOLVER --backend caffe. No Caffe needed to build.
+CAFFE_PYTHON ?= /usr/bin/python3
+CAFFE_VENV   ?= .venv-caffe
+caffe-env: $(CAFFE_VENV)/.installed
+
+$(CAFFE_VENV)/.installed: pyproject.toml setup.py constraints.txt constraints-caffe.txt
+	test -x $(CAFFE_VENV)/bin/python || $(CAFFE_PYTHON) -m venv --system-site-packages $(CAFFE_VENV)
+	$(CAFFE_VENV)/bin/python -m pip install -q --upgrade pip
+	grep -vE '^(numpy|opencv-python-headless)==' constraints.txt > $(CAFFE_VENV)/constraints.txt
+	cat constraints-caffe.txt >> $(CAFFE_VENV)/constraints.txt
+	$(CAFFE_VENV)/bin/python -m pip install -q -c $(CAFFE_VENV)/constraints.txt -e .
+	$(CAFFE_VENV)/bin/python -c "import numpy, bnface_caffe; assert numpy.__version__ < '2', numpy.__version__"
+	touch $@
 
 # The main job: the paper's five runs on the built-in synthetic identities, on the CPU
 # (about 13 minutes on 2 cores); DEMO_FAST=1 is the same pipeline in about a minute.

@@ -6,6 +6,7 @@
 stderr, which we pass through to the log file as well (glog writes to fd 2 before it is
 initialised, and we never initialise it).
 """
+import codecs
 import contextlib
 import os
 import sys
@@ -20,12 +21,22 @@ BACKENDS = ("auto", "caffe", "engine")
 
 
 def pycaffe_importable():
-    os.environ.setdefault("GLOG_logtostderr", "1")   # in case something initialises glog
+    # C++ glog reads its GLOG_* flags from the environment when libglog loads (during the
+    # import): Caffe's lines must go to stderr, where we copy them into --log. Our own Glog
+    # reads the user's settings afterwards, so they are put back as they were.
+    saved = {name: os.environ.get(name) for name in ("GLOG_logtostderr", "GLOG_minloglevel")}
+    os.environ.setdefault("GLOG_logtostderr", "1")
     os.environ.setdefault("GLOG_minloglevel", "0")
     try:
         import caffe  # noqa: F401
     except Exception:
         return False
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return hasattr(caffe, "get_solver")
 
 
@@ -51,17 +62,21 @@ def pycaffe_has_gpu():
 
 
 @contextlib.contextmanager
-def stderr_also_to(log_path):
+def stderr_also_to(log_path, line_sink=None):
     """Copy everything written to file descriptor 2 (C++ glog and Python alike) into
-    `log_path` too, through a pipe read by a thread."""
-    if not log_path:
+    `log_path` too, and the text to `line_sink.write` (e.g. a TensorBoard writer), through
+    a pipe read by a thread."""
+    if not log_path and line_sink is None:
         yield
         return
-    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    log_file = None
+    if log_path:
+        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+        log_file = open(log_path, "ab")
     sys.stderr.flush()
     read_end, write_end = os.pipe()
     saved = os.dup(2)
-    log_file = open(log_path, "ab")
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def pump():
         while True:
@@ -69,8 +84,11 @@ def stderr_also_to(log_path):
             if not chunk:
                 break
             os.write(saved, chunk)
-            log_file.write(chunk)
-            log_file.flush()
+            if log_file is not None:
+                log_file.write(chunk)
+                log_file.flush()
+            if line_sink is not None:
+                line_sink.write(decoder.decode(chunk))
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
@@ -84,7 +102,8 @@ def stderr_also_to(log_path):
         thread.join()
         os.close(read_end)
         os.close(saved)
-        log_file.close()
+        if log_file is not None:
+            log_file.close()
 
 
 class _StopRequested(Exception):
@@ -129,8 +148,9 @@ def train_with_pycaffe(opts, param, gpu_ids=(), observer=None, log=None):
     else:
         caffe.set_mode_cpu()
         tool_log.use_cpu(log)
-    from .engine.solver_setup import prepare_snapshot_dir
+    from .engine.solver_setup import prepare_snapshot_dir, test_nets, warn_costly_settings
     prepare_snapshot_dir(param)
+    warn_costly_settings(param, test_nets(param, opts.solver_path), log)
     solver = caffe.get_solver(opts.solver_path)
     if opts.weights:
         for path in caffemodel.weight_paths(opts.weights):

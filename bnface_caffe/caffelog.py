@@ -23,8 +23,14 @@ written for its .train/.test files keep working. What differs, on purpose:
 Row rules (parse_log.py's, kept so the row counts match): an output line at a new
 iteration starts a row; a row is complete, and pushed, once it holds as many
 columns as the first pushed row; the very first row is pushed when the next
-iteration's output arrives; an incomplete row is pushed when a newer one starts;
-an incomplete row at the end of the log is dropped.
+iteration's output arrives; an incomplete row is pushed when a newer one starts.
+At the end of the log, parse_log.py drops the row still being built, so a short run
+(one display and one test, stopped with Ctrl-C) gives it no rows at all; here that row
+is kept (`like_caffe=True` drops it), so the tables, the report and the curves agree.
+
+A log whose last line has no newline was cut while being written (glog ends every line
+with one): that fragment may hold a cut number ("loss = 2.0" of "2.98628"), so it is
+dropped and `CaffeLog.warnings` says so.
 """
 import datetime
 import math
@@ -33,7 +39,7 @@ import re
 
 from .errors import UserError
 from .formats.glog import parse_prefix as glog_time
-from .formats.solver_log import (INITIALIZING_SOLVER, ITERATION, LEARNING_RATE,
+from .formats.solver_log import (INITIALIZING_SOLVER, ITERATION, ITERATION_RATE, LEARNING_RATE,
                                  OPTIMIZATION_DONE, OUTPUT, POLICY, RESTORING, SOLVER_FIELD,
                                  TESTING_NET, TOTAL_LOSS)
 
@@ -108,9 +114,13 @@ class LogParser:
         self.train, self.test = Table(), Table()
         self.first_lr = None
         self.lr_points = []    # (iteration, lr) from "Iteration N, lr = X"
+        self.lr_seconds = []   # the time of each of those lines
         self.loss_points = []  # (iteration, seconds, loss) from "Iteration N ..., loss = X"
         self.test_points = []  # (net, iteration, seconds, name, value): every test output, for curves
+        self.train_points = []  # (iteration, seconds, name, value): every train output
+        self.rate_points = []   # (iteration, seconds, iter/s) from "Iteration N (X iter/s, ..."
         self.glog_lines = 0
+        self.outputs = 0       # output lines read (a --follow rewrites its tables when this moves)
         self.policy = None
         self.solver = {}       # field -> list of values, from the solver parameters printout
         self.in_solver_dump = False
@@ -190,7 +200,12 @@ class LogParser:
             self.test_net = int(m.group(1))
         m = LEARNING_RATE.search(line)
         if m:
-            self._learning_rate(float(m.group(1)))
+            self._learning_rate(float(m.group(1)), seconds)
+        m = ITERATION_RATE.search(line)
+        if m:
+            rate = parse_value(m.group(2))
+            if rate is not None:
+                self.rate_points.append((int(m.group(1)), seconds, rate))
         m = TOTAL_LOSS.search(line)
         if m and "lr = " not in line:
             value = parse_value(m.group(2))
@@ -202,8 +217,9 @@ class LogParser:
             if value is not None:
                 self._output(m.group(1) == "Test", m.group(3), value, seconds)
 
-    def _learning_rate(self, lr):
+    def _learning_rate(self, lr, seconds=None):
         self.lr = lr
+        self.lr_seconds.append(seconds)
         if self.first_lr is None:
             self.first_lr = lr
         self.lr_points.append((self.iteration, lr))
@@ -214,8 +230,11 @@ class LogParser:
 
     def _output(self, is_test, name, value, seconds):
         table = self.test if is_test else self.train
+        self.outputs += 1
         if is_test:  # rows may mix test nets (parse_log.py's rules); curves use these points
             self.test_points.append((self.test_net, self.iteration, seconds, name, value))
+        else:
+            self.train_points.append((self.iteration, seconds, name, value))
         row = table.add(self.iteration, name, value, lambda: Row(self.iteration, seconds, self.lr))
         if row is not None:
             self.awaiting_lr.append(row)
@@ -243,12 +262,19 @@ class CaffeLog:
         self.restores = parser.restores
         self.done = parser.done
         self.glog_lines = parser.glog_lines
+        self.outputs = parser.outputs
+        self.like_caffe = parser.like_caffe
         self.lr_points = list(parser.lr_points)
+        self.lr_seconds = list(parser.lr_seconds)
         self.loss_points = list(parser.loss_points)
         like = parser.like_caffe
-        self.train = _rows(parser.train.rows, like, parser.first_lr)
-        self.test = _rows(parser.test.rows, like, parser.first_lr)
+        self.train = _rows(_with_pending(parser.train, like), like, parser.first_lr)
+        self.test = _rows(_with_pending(parser.test, like), like, parser.first_lr)
         self.test_points = list(parser.test_points)
+        self.train_points = list(parser.train_points)
+        self.rate_points = list(parser.rate_points)
+        self.start_time = parser.start_time
+        self.warnings = []     # what a tool should tell the user (a cut last line)
 
     def columns(self, table):
         """Column names in first-seen order (parse_log.py takes the first row's keys)."""
@@ -256,6 +282,13 @@ class CaffeLog:
         for row in table:
             names.update(dict.fromkeys(row))
         return list(names)
+
+
+def _with_pending(table, like_caffe):
+    """The table's rows, plus the row still being built unless acting like parse_log.py."""
+    if like_caffe or table.current is None:
+        return table.rows
+    return table.rows + [table.current]
 
 
 def _rows(rows, like_caffe, first_lr):
@@ -304,11 +337,18 @@ def parse_log(path, like_caffe=False):
     """Parse a whole log file into a CaffeLog (may have empty tables)."""
     with open_log(path) as f:
         text = f.read()
+    lines = split_lines(text)
+    cut = lines.pop()   # what follows the last newline: nothing, in a complete log
     parser = LogParser(year=log_year(path), like_caffe=like_caffe)
-    for line in split_lines(text):
+    for line in lines:
         parser.feed(line)
     parser.finish()
-    return parser.result(path)
+    log = parser.result(path)
+    if glog_time(cut, parser.year) is not None:   # a cut glog line (what else is harmless)
+        shown = cut.strip() if len(cut.strip()) <= 80 else "..." + cut.strip()[-77:]
+        log.warnings.append(f"{path}: the last line has no newline (the log was cut while being "
+                            f"written); dropped it: {shown}")
+    return log
 
 
 def check_has_output(log):
@@ -318,5 +358,9 @@ def check_has_output(log):
     if log.glog_lines == 0:
         raise UserError(f"{log.path}: not a Caffe log (no glog lines such as "
                         "'I0210 13:39:22.381027 25210 solver.cpp:204] ...')")
+    if log.outputs and log.like_caffe:
+        raise UserError(f"{log.path}: no complete rows: --like-caffe drops the last row of each "
+                        "table, as Caffe's parse_log.py does, and this short log has only that "
+                        "one; leave out --like-caffe to keep it")
     raise UserError(f"{log.path}: a glog log without training output (no 'Train net output' "
                     "or 'Test net output' lines); did training start?")

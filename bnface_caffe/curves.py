@@ -90,6 +90,7 @@ def load_run(path, label=None, metric=None, test_net=0, solver=None, log=None):
     """Read one log into a Run. `solver`: a SolverParameter that overrides the log's header."""
     log = log or caffelog.parse_log(path)
     caffelog.check_has_output(log)
+    check_test_net(log, test_net, path)
     names = list(dict.fromkeys(name for net, _, _, name, _ in log.test_points if net == test_net))
     metric = pick_metric(names, metric, path)
     test = [(it, value, sec) for net, it, sec, name, value in log.test_points
@@ -105,11 +106,22 @@ def load_run(path, label=None, metric=None, test_net=0, solver=None, log=None):
                [p[0] for p in rates], [p[1] for p in rates], log)
 
 
+def check_test_net(log, test_net, path):
+    """--test-net must name a test net the log reports (an empty row helps nobody)."""
+    nets = sorted({net for net, _, _, _, _ in log.test_points})
+    if test_net == 0 and not nets:
+        return   # no test at all: the run is reported without test figures
+    if test_net not in nets:
+        have = (f"test nets {', '.join(f'#{n}' for n in nets)}" if nets else "no test output")
+        raise UserError(f"{path}: --test-net {test_net}: the log has {have}")
+
+
 def load_runs(paths, labels=None, metric=None, test_net=0, solvers=None):
     """Several runs; labels from --label (in order) or from the file names, kept distinct."""
     labels = list(labels or [])
-    if len(labels) > len(paths):
-        raise UserError(f"{len(labels)} labels given for {len(paths)} logs")
+    if labels and len(labels) != len(paths):
+        raise UserError(f"--label given {len(labels)} time{'s' if len(labels) != 1 else ''} for "
+                        f"{len(paths)} logs; give one per log, in order, or none")
     solvers = list(solvers or [])
     if solvers and len(solvers) not in (1, len(paths)):
         raise UserError(f"{len(solvers)} solvers given for {len(paths)} logs (give one, or one per log)")

@@ -84,11 +84,18 @@ def _iters_to_seconds(run, iters):
     return list(numpy.interp(iters, [p[0] for p in known], [p[1] for p in known]))
 
 
-def save(fig, path):
-    """Write the figure; the extension picks PNG or SVG. Written to a temporary name first."""
+def check_format(path):
+    """A figure is PNG or SVG, chosen by the extension; anything else is refused up front."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        raise UserError(f"{path}: the output must end in .png or .svg")
+        raise UserError(f"{path}: a figure must end in .png or .svg (got "
+                        f"{repr(ext) if ext else 'no extension'})")
+    return ext
+
+
+def save(fig, path):
+    """Write the figure; the extension picks PNG or SVG. Written to a temporary name first."""
+    ext = check_format(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")

@@ -116,8 +116,19 @@ def _cells(r, scale):
     return [to_target, stays, converged, _percent(r["best"]), _iters(r["best_at"], scale)]
 
 
-def markdown(rows, target, tolerance_pp, scale=1.0, paper=True):
-    """The table as Markdown, with the definitions above it."""
+def _verification_cells(run, verification):
+    """Verification accuracy (mean ± std over folds) and EER of a run, from tools/verify.py's
+    metrics.csv rows ({name: row}); blank when the run was not evaluated."""
+    v = verification.get(run)
+    if not v:
+        return ["", ""]
+    return [f"{_percent(float(v['accuracy']))} ± {_percent(float(v['accuracy_std']))}",
+            _percent(float(v["eer"]))]
+
+
+def markdown(rows, target, tolerance_pp, scale=1.0, paper=True, verification=None):
+    """The table as Markdown, with the definitions above it; with `verification` ({run name:
+    tools/verify.py metrics.csv row}) two more columns: verification accuracy and EER."""
     lines = [
         f"Target accuracy {_target_text(target)}. Convergence: the first test iteration after "
         f"which the best test accuracy never improves by more than {tolerance_pp:g} percentage "
@@ -126,11 +137,20 @@ def markdown(rows, target, tolerance_pp, scale=1.0, paper=True):
     if scale != 1.0:
         lines.append(f"Iterations are divided by the run's scale {scale:g} (as given to "
                      "gen_solver.py --scale), so they read in the paper's units.")
+    if verification is not None:
+        lines.append("Verification: same/different pairs of held-out people (bnface-verify: "
+                     "accuracy over folds, threshold chosen on the other folds; EER from the "
+                     "ROC of all pairs).")
     t = _target_text(target)
+    extra = " verification accuracy | EER |" if verification is not None else ""
     lines += ["", f"| run | LR policy | iterations to {t} | stays ≥ {t} from | iterations to "
-              "convergence | best accuracy | best at iteration |", "|---|---|---:|---:|---:|---:|---:|"]
+              f"convergence | best accuracy | best at iteration |{extra}",
+              "|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if extra else "")]
     for r in rows:
-        lines.append("| " + " | ".join([r["run"], r["lr_policy"]] + _cells(r, scale)) + " |")
+        cells = [r["run"], r["lr_policy"]] + _cells(r, scale)
+        if verification is not None:
+            cells += _verification_cells(r["run"], verification)
+        lines.append("| " + " | ".join(cells) + " |")
     if paper:
         lines += ["", "The paper's table, for comparison (its runs, its units; target 80%):", "",
                   "| run | LR | iterations to 80% | iterations to convergence | max accuracy |",
@@ -145,16 +165,26 @@ CSV_COLUMNS = ["run", "lr_policy", "metric", "target", "iterations_to_target",
                "last_test_iteration", "scale", "tolerance_pp", "log", "notes"]
 
 
-def csv_text(rows, target, tolerance_pp, scale=1.0):
+VERIFICATION_COLUMNS = ["verification_accuracy", "verification_accuracy_std", "verification_eer"]
+
+
+def csv_text(rows, target, tolerance_pp, scale=1.0, verification=None):
     """The table as CSV; iterations divided by `scale` like the Markdown one."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + (VERIFICATION_COLUMNS if verification is not None else []))
     for r in rows:
         def it(n):
             return "" if n is None else round(n / scale)
         writer.writerow([r["run"], r["lr_policy"], r["metric"], target, it(r["to_target"]),
                          it(r["stays_at_target"]), it(r["to_convergence"]), "" if r["best"] is None else r["best"],
                          it(r["best_at"]), it(r["last_test"]), scale, tolerance_pp, r["log"],
-                         r["notes"]])
+                         r["notes"]] + _verification_values(r["run"], verification))
     return out.getvalue()
+
+
+def _verification_values(run, verification):
+    if verification is None:
+        return []
+    v = verification.get(run) or {}
+    return [v.get("accuracy", ""), v.get("accuracy_std", ""), v.get("eer", "")]

@@ -34,6 +34,9 @@ class Plan:
     images_per_identity: int = 160
     difficulty: float = 0.5
     data_seed: int = 0
+    # People kept out of training (rendered in addition to `identities`, or taken from a
+    # real set); every run's final snapshot is evaluated on them (tools/verify.py). 0: none.
+    holdout_identities: int = 20
     # Reduced widths keep the nets' shape; the last block stays wide enough (160) for the
     # baseline's Dropout 0.5 to leave it learning (at 80 features it sat at chance).
     widths: str = "8,16,16,32,32,64,64,160"
@@ -68,7 +71,7 @@ class Plan:
 
 PLANS = {
     # `make demo`: the built-in set on a 2-core CPU in about 15 minutes.
-    "demo": Plan("demo"),
+    "demo": Plan("demo", holdout_identities=40),
     # `make demo DEMO_FAST=1` (CI): the same pipeline end to end in under 3 minutes.
     "fast": Plan("fast", identities=20, images_per_identity=60, original_epochs=10,
                  tests_per_original_run=12, display_per_original_run=40),
@@ -77,5 +80,6 @@ PLANS = {
     # `make reproduce`: the paper's full widths on a bigger built-in set (or DATA=...).
     "reproduce": Plan("reproduce", identities=1000, images_per_identity=50,
                       widths="32,64,64,128,96,192,160,320", original_epochs=30.0,
-                      tests_per_original_run=84, display_per_original_run=420),
+                      tests_per_original_run=84, display_per_original_run=420,
+                      holdout_identities=100),
 }

@@ -1,11 +1,10 @@
 """Draw solvers' learning-rate schedules (log scale) over their max_iter, marking steps."""
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .plots import save  # noqa: E402
 from .schedules import lr_points  # noqa: E402
 
 
@@ -34,7 +33,5 @@ def plot_schedules(solvers, labels, output, scale=None):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(output))
-    os.makedirs(folder, exist_ok=True)
-    fig.savefig(output)
+    save(fig, output)
     return fig, lines, markers

@@ -27,8 +27,11 @@ def canonical_axis(axis, num_axes):
 
 
 def conv_output_size(size, kernel, stride=1, pad=0, dilation=1):
-    """ConvolutionLayer::compute_output_shape for one axis (C integer division)."""
-    return (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+    """ConvolutionLayer::compute_output_shape for one axis (C integer division, which
+    truncates toward zero: a window that starts inside the padded input but overhangs
+    its end still gives one output when size + 2*pad - extent is in (-stride, 0))."""
+    span = size + 2 * pad - (dilation * (kernel - 1) + 1)
+    return (abs(span) // stride) * (1 if span >= 0 else -1) + 1
 
 
 def deconv_output_size(size, kernel, stride=1, pad=0, dilation=1):

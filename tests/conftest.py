@@ -36,3 +36,22 @@ def assert_one_line_error(result, *fragments):
 @pytest.fixture
 def tool():
     return run_tool
+
+
+def call_main(main, argv, capsys):
+    """Run a tool's main in-process through cli.run, as its wrapper does:
+    (exit status, stdout, stderr)."""
+    from bnface_caffe.cli import run
+    with pytest.raises(SystemExit) as done:
+        run(main, [str(a) for a in argv])
+    out = capsys.readouterr()
+    return done.value.code, out.out, out.err
+
+
+def assert_one_line_status(status, err, *fragments):
+    """assert_one_line_error for an in-process call_main result."""
+    assert status == 2, (status, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])

@@ -113,3 +113,12 @@ def test_stderr_also_to_copies_c_level_and_python_writes(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert (tmp_path / "x.log").read_text() == "from C\nfrom Python\n"
     assert out.stderr == "from C\nfrom Python\nafter\n"
+
+
+def test_probing_for_pycaffe_leaves_the_glog_settings_as_they_were(monkeypatch):
+    # the probe sets GLOG_logtostderr for C++ glog during the import only: a user's
+    # GLOG_log_dir must still give our Glog its file afterwards
+    monkeypatch.delenv("GLOG_logtostderr", raising=False)
+    monkeypatch.setenv("GLOG_minloglevel", "1")
+    backends.pycaffe_importable()
+    assert "GLOG_logtostderr" not in os.environ and os.environ["GLOG_minloglevel"] == "1"

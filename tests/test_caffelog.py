@@ -151,9 +151,12 @@ def test_short_shape_and_incomplete_last_row(tmp_path):
         row(200, 6.1, 0.00985258, accuracy=0.9712, loss=0.0921),
     ]
     assert log.policy is None  # this log printed neither the policy nor the parameters
-    # a row still missing an output when the log ends is dropped, as parse_log.py does
+    # a row still missing an output when the log ends is kept with what it has (parse_log.py,
+    # and so --like-caffe, drops it)
     cut = SHORT_LOG.replace("Test net output #1: loss = 0.0921\n", "")
-    assert len(parse_log(write(tmp_path, cut, "cut.log")).test) == 1
+    kept = parse_log(write(tmp_path, cut, "cut.log")).test
+    assert kept[1] == row(200, 6.1, 0.00985258, accuracy=0.9712)
+    assert len(parse_log(write(tmp_path, cut, "cut.log"), like_caffe=True).test) == 1
 
 
 def test_year_rollover_without_and_with_year_in_prefix(tmp_path):
@@ -171,8 +174,8 @@ I0101 00:00:11.000000  1 solver.cpp:258]     Train net output #0: loss = 0.25
     expected = [row(0, 5.0, 0.5, loss=1.0), row(1, 20.5, 0.5, loss=0.5), row(2, 21.0, 0.5, loss=0.25)]
     assert parse_log(write(tmp_path, plain, year=2015)).train == expected
     # newer glog writes the year (I20151231 ...); Caffe's parse_log.py crashes on it
-    with_year = "\n".join(line.replace("I1231 ", "I20151231 ").replace("I0101 ", "I20160101 ")
-                          for line in plain.splitlines())
+    with_year = "".join(line.replace("I1231 ", "I20151231 ").replace("I0101 ", "I20160101 ")
+                        for line in plain.splitlines(keepends=True))
     assert parse_log(write(tmp_path, with_year, "y.log", year=1999)).train == expected
 
 
@@ -269,7 +272,9 @@ def test_parser_fed_line_by_line_matches_whole_file(tmp_path):
     for line in FULL_LOG.splitlines()[:40]:  # part of the log: what a --follow sees mid-run
         parser.feed(line)
     partial = parser.result()
-    assert [r["NumIters"] for r in partial.train] == [0.0, 50.0]
+    # the row at 100 is still being written: it shows what has arrived so far
+    assert [r["NumIters"] for r in partial.train] == [0.0, 50.0, 100.0]
+    assert "loss" not in partial.train[-1] and partial.train[-1]["accuracy"] == 0.5
     for line in FULL_LOG.splitlines()[40:]:
         parser.feed(line)
     assert parser.result().train == parse_log(write(tmp_path, FULL_LOG)).train

@@ -66,6 +66,10 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
                           "expected --synthetic OUTDIR")
     assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "o",
                                    "--test-fraction", 1.5), "--test-fraction")
+    assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "o", "--workers", -1),
+                          "--workers must be ≥ 0 (0 = one per core), got -1")
+    assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "o", "--difficulty", 5),
+                          "--difficulty must be in [0, 1]", "got 5")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("keep me")
     assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "taken"),
@@ -97,3 +101,17 @@ def test_interrupted_build_leaves_nothing_at_the_target(tmp_path, sig, delay):
     assert stderr.strip().endswith("interrupted") and "Traceback" not in stderr
     assert "Exception ignored" not in stderr
     assert os.listdir(tmp_path) == []  # neither the target nor the temporary build
+
+
+def test_holdout_identities_option(tmp_path):
+    out = tmp_path / "o"
+    result = run_tool("build_lmdb", "--synthetic", out, "--identities", 3,
+                      "--images-per-identity", 2, "--holdout-identities", 2, "--workers", 1)
+    assert result.returncode == 0, result.stderr
+    assert "Held out 2 identities (4 images) for verification: holdout/ and holdout.txt." \
+        in result.stdout
+    assert sorted(os.listdir(out / "holdout")) == ["id0003", "id0004"]
+    assert len((out / "holdout.txt").read_text().splitlines()) == 4
+    assert (out / "labels.txt").read_text().split() == ["id0000", "id0001", "id0002"]
+    assert_one_line_error(run_tool("build_lmdb", "--synthetic", tmp_path / "x",
+                                   "--holdout-identities", -1), "--holdout-identities")

@@ -1,4 +1,6 @@
 """tools/gen_net.py end to end."""
+import pytest
+
 from bnface_caffe.formats import prototxt
 from bnface_caffe.proto import caffe_pb2
 from conftest import assert_one_line_error, run_tool
@@ -19,6 +21,20 @@ def test_bad_widths_and_input_size_are_one_line_errors():
     assert_one_line_error(run_tool("gen_net", "--widths", "32,64,64"), "--widths needs 8")
     assert_one_line_error(run_tool("gen_net", "--widths", "32,64,64,128,96,192,160,-1"), "positive")
     assert_one_line_error(run_tool("gen_net", "--input-size", "48"), "6x6 before the 7x7")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--test-batch-size", "0"], "--test-batch-size must be at least 1, got 0"),
+    (["--pixel-scale", "-1"], "--pixel-scale must be positive, got -1.0"),
+    (["--num-classes", "0"], "--num-classes"),
+])
+def test_values_caffe_would_misuse_are_refused(tmp_path, capsys, flags, fragment):
+    from bnface_caffe.cli import gen_net
+    from conftest import assert_one_line_status, call_main
+    status, out, err = call_main(gen_net.main, [*flags, "-o", tmp_path / "n.prototxt"], capsys)
+    assert_one_line_status(status, err, fragment)
+    assert out == "" and not (tmp_path / "n.prototxt").exists()
 
 
 def test_block2_convs_and_dropout_flags_reach_the_net(tmp_path):

@@ -116,7 +116,7 @@ def test_report_writes_markdown_and_csv(tmp_path, capsys):
     solver.write_text('base_lr: 0.055\nlr_policy: "multistep"\ngamma: 0.7\nstepvalue: 140\n')
     out = tmp_path / "table.md"
     status, stdout, _ = call(report.main, logs + ["--target", "80", "--scale", "0.01", "-o", str(out),
-                                                  "--label", "baseline"], capsys)
+                                                  "--label", "baseline", "--label", "multistep"], capsys)
     assert status == 0 and "table.csv" in stdout
     md = out.read_text()
     assert "| baseline | step (base_lr 0.055, gamma 0.7, stepsize 110) | 64,000 | 64,000 | 96,000 | 90.00% | 96,000 |" in md
@@ -128,6 +128,29 @@ def test_report_writes_markdown_and_csv(tmp_path, capsys):
     assert status == 2 and "must end in .md or .csv" in err
     status, _, err = call(report.main, [logs[0], "--solver", str(tmp_path / "none.prototxt")], capsys)
     assert status == 2 and "no such file" in err
+
+
+def test_report_adds_verification_columns(tmp_path, capsys):
+    logs = [glog_run(tmp_path, "original", [(0, 0.1), (640, 0.81), (960, 0.9), (1280, 0.9)]),
+            glog_run(tmp_path, "multistep", [(0, 0.1), (450, 0.85), (900, 0.91)])]
+    metrics = tmp_path / "metrics.csv"      # tools/verify.py's format, one row per model
+    metrics.write_text("name,pairs,folds,accuracy,accuracy_std,accuracy_se,auc,eer\n"
+                       "original,6000,10,0.9125,0.0123,0.0039,0.97,0.0875\n")
+    out = tmp_path / "table.md"
+    status, _, _ = call(report.main, logs + ["--verification", str(metrics), "-o", str(out)],
+                        capsys)
+    assert status == 0
+    md = out.read_text()
+    assert "best at iteration | verification accuracy | EER |" in md
+    assert "| 90.00% | 960 | 91.25% ± 1.23% | 8.75% |" in md
+    assert md.count("|---|---|---:|---:|---:|---:|---:|---:|---:|") == 1
+    assert [l for l in md.splitlines() if l.startswith("| multistep")][0].endswith("|  |  |")
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    assert rows[0].endswith(",verification_accuracy,verification_accuracy_std,verification_eer")
+    assert rows[1].endswith(",0.9125,0.0123,0.0875") and rows[2].endswith(",,,")
+    metrics.write_text("name,x\nfoo,1\n")
+    status, _, err = call(report.main, logs + ["--verification", str(metrics)], capsys)
+    assert status == 2 and "not a verify metrics.csv" in err
 
 
 def test_plot_curves_cli(tmp_path, capsys):
@@ -157,3 +180,71 @@ def test_follow_starts_over_when_the_log_is_truncated(tmp_path):
     log = parse_log.follow(str(path), lambda log: None, interval=0.001, should_stop=should_stop)
     assert log.done and [r["loss"] for r in log.train] == [2.31, 0.25]  # only the second run's rows
     assert list(log.train[0]) == ["NumIters", "Seconds", "LearningRate", "loss"]
+
+
+# What the README's training example leads to when stopped with Ctrl-C early: one test and
+# one display (our engine's lines; Caffe's are the same), then the SIGINT snapshot.
+INTERRUPTED_LOG = """\
+I0301 09:00:00.000000  42 solver.cpp:45] Initializing solver from parameters: 
+base_lr: 0.055
+lr_policy: "multistep"
+I0301 09:00:01.000000  42 solver.cpp:289] Solving facenet_bn
+I0301 09:00:01.000000  42 solver.cpp:290] Learning Rate Policy: multistep
+I0301 09:00:01.000000  42 solver.cpp:347] Iteration 0, Testing net (#0)
+I0301 09:00:03.500000  42 solver.cpp:414]     Test net output #0: accuracy = 0.0625
+I0301 09:00:03.500000  42 solver.cpp:414]     Test net output #1: accuracy_top5 = 0.1875
+I0301 09:00:03.500000  42 solver.cpp:414]     Test net output #2: loss = 2.98628 (* 1 = 2.98628 loss)
+I0301 09:00:04.000000  42 solver.cpp:239] Iteration 0 (0 iter/s, 2.9s/20 iters), loss = 3.0625
+I0301 09:00:04.000000  42 solver.cpp:258]     Train net output #0: loss = 3.0625 (* 1 = 3.0625 loss)
+I0301 09:00:04.000000  42 sgd_solver.cpp:112] Iteration 0, lr = 0.055
+I0301 09:00:09.000000  42 solver.cpp:464] Snapshotting to binary proto file snapshots/facenet_bn_iter_7.caffemodel
+I0301 09:00:09.000000  42 sgd_solver.cpp:284] Snapshotting solver state to binary proto file snapshots/facenet_bn_iter_7.solverstate
+I0301 09:00:09.000000  42 solver.cpp:311] Optimization stopped early.
+I0301 09:00:09.000000  42 caffe.cpp:259] Optimization Done.
+"""
+
+
+def read_csv(path):
+    import csv
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_short_interrupted_log_gives_one_row_in_every_tool(tmp_path, capsys):
+    log = write(tmp_path, INTERRUPTED_LOG, "short.log")
+    status, stdout, err = call(parse_log.main, [log], capsys)
+    assert status == 0 and err == ""
+    assert read_csv(log + ".train") == [{"NumIters": "0.0", "Seconds": "3.0", "LearningRate": "0.055",
+                                         "loss": "3.0625"}]
+    assert read_csv(log + ".test") == [{"NumIters": "0.0", "Seconds": "2.5", "LearningRate": "0.055",
+                                        "accuracy": "0.0625", "accuracy_top5": "0.1875",
+                                        "loss": "2.98628"}]
+    # the report's one run: the one test, best 6.25% at iteration 0
+    status, stdout, _ = call(report.main, [log, "-o", str(tmp_path / "t.csv"), "-q"], capsys)
+    assert status == 0
+    (table,) = read_csv(tmp_path / "t.csv")
+    assert (table["best_accuracy"], table["best_iteration"], table["last_test_iteration"]) == ("0.0625", "0", "0")
+    # the figure's curves: one test point, one loss point, one rate
+    status, stdout, _ = call(plot_curves.main, [log, "-o", str(tmp_path / "c.svg"), "--loss", "--lr"],
+                             capsys)
+    assert status == 0 and "(1 runs, 3 curves)" in stdout
+    # Caffe's parse_log.py drops the last row of each table, here the only one: --like-caffe
+    # does the same and says why there is nothing to write
+    status, _, err = call(parse_log.main, [log, "--like-caffe"], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "leave out --like-caffe" in err
+
+
+def test_a_line_cut_inside_a_number_is_dropped_with_a_warning(tmp_path, capsys):
+    cut_at = INTERRUPTED_LOG.index("2.98628") + len("2.9")   # the log ends in "loss = 2.9"
+    log = write(tmp_path, INTERRUPTED_LOG[:cut_at], "cut.log")
+    status, _, err = call(parse_log.main, [log], capsys)
+    assert status == 0
+    (warning,) = err.strip().splitlines()
+    assert ": warning: " in warning
+    assert "no newline" in warning and warning.endswith("Test net output #2: loss = 2.9")
+    (row,) = read_csv(log + ".test")
+    assert row == {"NumIters": "0.0", "Seconds": "2.5", "LearningRate": "nan",
+                   "accuracy": "0.0625", "accuracy_top5": "0.1875"}
+    for main, out in ((report.main, "t.md"), (plot_curves.main, "c.png")):
+        status, _, err = call(main, [log, "-o", str(tmp_path / out)], capsys)
+        assert status == 0 and err.count("no newline") == 1

@@ -44,3 +44,16 @@ def test_gpu_request_without_cuda(tool, tmp_path):
     (tmp_path / "s.prototxt").write_text(BASE + 'net: "net.prototxt"\n')
     result = tool("train", "s.prototxt", "--backend", "engine", "--gpu", "0", cwd=tmp_path)
     assert_one_line_error(result, "--gpu 0: no CUDA devices visible here")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (b"", "the file is empty (0 bytes)"),
+    (b"\x0a\x01n\xa2\x06\x03\x0a\x01a", "holds 1 layer(s) but no weights"),   # name "n", layer "a"
+])
+def test_weights_that_cannot_be_used_are_refused_before_training(tool, tmp_path, content, fragment):
+    (tmp_path / "net.prototxt").write_text(NET)
+    (tmp_path / "s.prototxt").write_text(BASE + 'net: "net.prototxt"\n')
+    (tmp_path / "w.caffemodel").write_bytes(content)
+    result = tool("train", "s.prototxt", "--backend", "engine", "--weights", "w.caffemodel",
+                  cwd=tmp_path)
+    assert_one_line_error(result, "w.caffemodel: " + fragment)

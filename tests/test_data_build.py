@@ -167,9 +167,16 @@ def test_detection_crops_and_as_is_inputs(tmp_path):
     (tmp_path / "in" / "eileen").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "in" / "eileen" / "a.jpg"), skdata.astronaut()[:, :, ::-1])
     cv2.imwrite(str(tmp_path / "in" / "eileen" / "b.png"), np.full((50, 50), 7, np.uint8))
+    # an LFW-style tight crop: the face fills the image, so the margin is shrunk to fit
+    tight = (skdata.lfw_subset()[0] * 255).round().astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "in" / "eileen" / "c.png"), cv2.resize(tight, (100, 100)))
     facts = run(tmp_path / "in", tmp_path / "out", test_fraction=0)
-    assert facts["crops"] == {"face": 1, "as-is": 1}
+    assert facts["crops"] == {"face": 1, "as-is": 1, "face-fitted": 1}
     assert facts["test"] == 0
+    from bnface_caffe.cli.build_lmdb import summary
+    facts["outdir"], facts["synthetic"] = "out", False
+    assert ("Crops: 2 detected faces (1 with the margin shrunk to stay inside the image: tight "
+            "crops, the face fills the image), 0 centre crops") in summary(facts)
 
 
 def test_existing_output_needs_overwrite_and_is_replaced_whole(tmp_path):
@@ -213,3 +220,81 @@ def test_parallel_workers_give_the_same_database(tmp_path):
         a = [(k, d.SerializeToString()) for k, d in records(tmp_path / "one" / name)]
         b = [(k, d.SerializeToString()) for k, d in records(tmp_path / "two" / name)]
         assert a == b
+
+
+def read_listfile_lines(path):
+    return [line.rsplit(" ", 1) for line in path.read_text().splitlines()]
+
+
+def test_synthetic_holdout_renders_extra_identities_and_keeps_training_data(tmp_path):
+    common = dict(synthetic=True, identities=4, images_per_identity=3, test_fraction=0.34)
+    plain = build.build(build.Options(outdir=str(tmp_path / "a"), workers=1, **common))
+    held = build.build(build.Options(outdir=str(tmp_path / "b"), workers=1,
+                                     holdout_identities=2, **common))
+    assert held["holdout_classes"] == 2 and held["holdout"] == 6
+    assert plain["holdout_classes"] == 0 and not (tmp_path / "a" / "holdout.txt").exists()
+    for name in ("train.txt", "test.txt", "labels.txt", "mean.binaryproto"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    for lmdb_name in ("train_lmdb", "test_lmdb"):
+        a = [(k, d.SerializeToString()) for k, d in records(tmp_path / "a" / lmdb_name)]
+        b = [(k, d.SerializeToString()) for k, d in records(tmp_path / "b" / lmdb_name)]
+        assert a == b
+    listed = read_listfile_lines(tmp_path / "b" / "holdout.txt")
+    assert listed == [[f"holdout/id{k:04d}/{j:04d}.png", str(k - 4)]
+                      for k in (4, 5) for j in range(3)]
+    from bnface_caffe.data import synthetic
+    for path, _ in listed:                    # the PNG is the rendered 50x50 face
+        k, j = int(path.split("/")[1][2:]), int(path.split("/")[2][:4])
+        png = cv2.imread(str(tmp_path / "b" / path), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(png, synthetic.render(0, k, j))
+
+
+def test_real_holdout_removes_whole_people_chosen_with_the_seed(tmp_path):
+    src = people(tmp_path / "in", counts=(3, 4, 1, 5, 3))   # person 2 has one image
+    facts = run(src, tmp_path / "out", detect=False, holdout_identities=2, seed=5)
+    out = tmp_path / "out"
+    train_people = set((out / "labels.txt").read_text().splitlines())
+    listed = read_listfile_lines(out / "holdout.txt")
+    held_people = {path.split("/")[1] for path, _ in listed}
+    assert len(held_people) == 2 and "person 2" not in held_people   # needs two images
+    assert train_people | held_people == {f"person {p}" for p in range(5)}
+    assert not train_people & held_people
+    assert facts["holdout_classes"] == 2 and facts["classes"] == 3
+    for name in ("train.txt", "test.txt"):          # no held-out image is trained or tested on
+        for path, _ in read_listfile_lines(out / name):
+            assert path.split("/")[0] in train_people
+    labels = {}
+    for path, label in listed:                      # holdout/<person>/<n>.png, one label each
+        person, file = path.split("/")[1:]
+        labels.setdefault(person, set()).add(label)
+        stem = file[:-4]
+        original = next((src / person).glob(f"{stem}.*"))
+        np.testing.assert_array_equal(cv2.imread(str(out / path), cv2.IMREAD_UNCHANGED),
+                                      expected_crop(original))
+    assert sorted(len(v) for v in labels.values()) == [1, 1]
+    assert sorted(labels[p].pop() for p in sorted(held_people)) == ["0", "1"]
+    again = run(src, tmp_path / "again", detect=False, holdout_identities=2, seed=5)
+    assert (tmp_path / "again" / "holdout.txt").read_text() == (out / "holdout.txt").read_text()
+    assert again["holdout"] == facts["holdout"]
+    with pytest.raises(UserError, match="cannot hold out 5 identities"):
+        run(src, tmp_path / "x", detect=False, holdout_identities=5)
+    few = people(tmp_path / "few", counts=(1, 1, 3))
+    with pytest.raises(UserError, match="3 classes are usable, 1 of them with the two images"):
+        run(few, tmp_path / "y", detect=False, holdout_identities=2)
+
+
+def test_listfile_holdout_names_people_by_their_labels(tmp_path):
+    src = people(tmp_path / "in", counts=(2, 2, 2))
+    listfile = tmp_path / "list.txt"
+    listfile.write_text("".join(f"person {p}/{n}.{'png' if n % 2 else 'jpg'} {p}\n"
+                                for p in range(3) for n in range(2)))
+    names = tmp_path / "names.txt"
+    names.write_text("ann\nbob\ncid\n")
+    run(listfile, tmp_path / "out", root=str(src), detect=False, holdout_identities=1,
+        label_names=str(names))
+    listed = read_listfile_lines(tmp_path / "out" / "holdout.txt")
+    person = listed[0][0].split("/")[1]
+    assert person in {"ann", "bob", "cid"}
+    assert [p for p, _ in listed] == [f"holdout/{person}/person {'abc'.index(person[0])}_{n}.png"
+                                      for n in range(2)]
+    assert person not in (tmp_path / "out" / "labels.txt").read_text().split()

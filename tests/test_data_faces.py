@@ -85,3 +85,44 @@ def test_read_gray_reasons(tmp_path):
     assert why is None and image.shape == (60, 70)
     # OpenCV's BGR→gray weights: 0.114 B + 0.587 G + 0.299 R.
     assert abs(int(image[0, 0]) - round(0.114 * 10 + 0.587 * 20 + 0.299 * 30)) <= 1
+
+
+def test_a_face_filling_the_image_gets_a_smaller_margin_not_a_padded_border():
+    # 100×100 image, 80×80 face in the middle: +20% each side (112) would leave the image;
+    # the widest square on the face's centre that fits is the whole image
+    assert faces.fit_square((10, 10, 80, 80), 0.2, (100, 100)) == (0, 0, 100, "face-fitted")
+    # a face at the left edge: the centred square that fits is the face box itself
+    assert faces.fit_square((0, 20, 60, 60), 0.2, (100, 100)) == (0, 20, 60, "face-fitted")
+    # room to spare: the full margin
+    assert faces.fit_square((30, 30, 20, 20), 0.2, (100, 100)) == (26, 26, 28, "face")
+    # the face itself crosses the edge: the full square, padded (centre (20, 30), side 84)
+    assert faces.fit_square((0, 0, 40, 60), 0.2, (100, 100)) == (-22, -12, 84, "face-padded")
+
+
+def test_padding_mirrors_the_image_instead_of_smearing_its_border():
+    image = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    out = faces.crop_square(image, -1, -1, 3, border=cv2.BORDER_REFLECT_101)
+    np.testing.assert_array_equal(out, [[5, 4, 5], [1, 0, 1], [5, 4, 5]])
+
+
+def test_lfw_style_tight_crops_stay_inside_the_image(cascade):
+    try:
+        lfw = skdata.lfw_subset()
+    except Exception as err:  # pragma: no cover
+        pytest.skip(f"skimage.data.lfw_subset() unavailable offline: {err}")
+    outcomes = []
+    for face in (lfw[:100] * 255).round().astype(np.uint8):
+        big = cv2.resize(face, (100, 100), interpolation=cv2.INTER_LINEAR)   # LFW-like: tight
+        box = faces.detect_largest_face(big, cascade)
+        crop, how = faces.face_crop(big, 50, cascade, margin=0.2)
+        outcomes.append(how)
+        if how != "face-fitted":
+            continue
+        x0, y0, side, _ = faces.fit_square(box, 0.2, big.shape)
+        assert x0 >= 0 and y0 >= 0 and x0 + side <= 100 and y0 + side <= 100
+        assert side >= max(box[2], box[3])                     # the whole face is kept
+        expected = cv2.resize(big[y0:y0 + side, x0:x0 + side], (50, 50),
+                              interpolation=cv2.INTER_AREA)
+        np.testing.assert_array_equal(crop, expected)
+    # these faces fill their images: most need the smaller margin, none is left to streaks
+    assert outcomes.count("face-fitted") >= 50, {h: outcomes.count(h) for h in set(outcomes)}

@@ -108,3 +108,56 @@ def test_snapshot_folder_is_created_and_probed(tmp_path):
     s = caffe_pb2.SolverParameter(snapshot=5, snapshot_prefix=str(tmp_path / "a" / "b" / "run"))
     solver_setup.prepare_snapshot_dir(s)
     assert (tmp_path / "a" / "b").is_dir() and not list((tmp_path / "a" / "b").iterdir())
+
+
+def warnings_for(solver_text, records=None):
+    """The W lines warn_costly_settings logs for a solver (a 10-record test LMDB when asked)."""
+    import io
+
+    from bnface_caffe.formats.glog import Glog
+    from solver_fixtures import make_lmdb
+    if records is not None:
+        make_lmdb("test_lmdb", records, seed=0)
+        with open("tv.prototxt", "w") as f:
+            f.write('name: "tv"\n'
+                    'layer { name: "d" type: "Data" top: "x" top: "y" include { phase: TRAIN }\n'
+                    '  data_param { source: "train_lmdb" batch_size: 64 backend: LMDB } }\n'
+                    'layer { name: "d" type: "Data" top: "x" top: "y" include { phase: TEST }\n'
+                    '  data_param { source: "test_lmdb" batch_size: 4 backend: LMDB } }\n')
+    log, buffer = Glog(stderr=False), io.StringIO()
+    log.sinks.append(buffer)
+    solver = solver_setup.read_solver(write(solver_text))
+    solver_setup.warn_costly_settings(solver, solver_setup.test_nets(solver, "solver.prototxt"), log)
+    lines = buffer.getvalue().splitlines()
+    assert all(line.startswith("W") for line in lines)
+    return [line.split("] ", 1)[1] for line in lines]
+
+
+def test_warnings_that_save_hours():
+    sane = 'base_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 100\nmomentum: 0.9\ndisplay: 10\n'
+    assert warnings_for(sane + 'net: "net.prototxt"\n') == []
+    assert warnings_for(sane.replace("0.01", "-0.1") + 'net: "net.prototxt"\n') == [
+        "base_lr -0.1 is negative: every update climbs the loss instead of descending it"]
+    (line,) = warnings_for(sane.replace("0.9", "2") + 'net: "net.prototxt"\n')
+    assert line.startswith("momentum 2 is not below 1")
+    (line,) = warnings_for(sane.replace("0.9", "1") + 'net: "net.prototxt"\n')
+    assert line.startswith("momentum 1 is not below 1")
+    assert warnings_for(sane.replace("display: 10", "display: 200") + 'net: "net.prototxt"\n') == [
+        "display 200 is larger than max_iter 100: only iteration 0 will be displayed"]
+    assert warnings_for(sane + 'net: "net.prototxt"\ntest_iter: 1\ntest_interval: 101\n') == [
+        "test_interval 101 is larger than max_iter 100: the nets are tested at iteration 0 only"]
+
+
+@pytest.mark.parametrize("test_iter, warned", [(2, False), (3, False), (4, True), (30, True)])
+def test_warning_when_a_test_reads_its_lmdb_more_than_once(test_iter, warned):
+    # 10 records in batches of 4: 3 batches read each record (the third wraps, as in Caffe)
+    solver = (f'net: "tv.prototxt"\ntest_iter: {test_iter}\ntest_interval: 50\nbase_lr: 0.01\n'
+              'lr_policy: "fixed"\nmax_iter: 100\n')
+    lines = warnings_for(solver, records=10)
+    if not warned:
+        assert lines == []
+        return
+    reads = test_iter * 4 / 10
+    assert lines == [f"Test net #0: test_iter {test_iter} x batch 4 = {test_iter * 4} images per "
+                     f"test, but test_lmdb holds 10 records: every test reads them {reads:.1f} "
+                     "times over; test_iter 3 reads each once"]

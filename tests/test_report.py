@@ -103,8 +103,12 @@ def test_policy_from_solver_labels_and_missing_accuracy(tmp_path):
     assert run.policy == "multistep (base_lr 0.055, gamma 0.7, 3 steps)"
     assert curves.load_runs([log])[0].policy == "unknown"
     assert curves.load_runs([log], labels=["mine"])[0].label == "mine"
-    with pytest.raises(UserError, match="2 labels given for 1 logs"):
+    with pytest.raises(UserError, match="--label given 2 times for 1 logs"):
         curves.load_runs([log], labels=["a", "b"])
+    with pytest.raises(UserError, match="--label given 1 time for 2 logs"):
+        curves.load_runs([log, log], labels=["a"])
+    with pytest.raises(UserError, match=r"--test-net 3: the log has test nets #0$"):
+        curves.load_runs([log], test_net=3)
     with pytest.raises(UserError, match="no test output named 'top5'"):
         curves.load_runs([log], metric="top5")
     no_test = tmp_path / "notest.log"

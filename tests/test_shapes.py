@@ -44,3 +44,9 @@ def test_conv_output_size_3x3_pad1_keeps_size():
     assert conv_output_size(50, 3, 1, 1) == 50 and conv_output_size(7, 3, 2, 0) == 3
 
 
+
+
+def test_conv_output_size_truncates_toward_zero_like_cpp():
+    # (2 - 3) / 2 is 0 in C++ (-1 with floor division): one output, its window past the end
+    assert conv_output_size(2, 3, 2) == 1 and conv_output_size(2, 4, 2) == 0
+    assert conv_output_size(1, 3, 3, dilation=1) == 1 and conv_output_size(4, 5) == 0

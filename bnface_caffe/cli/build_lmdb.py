@@ -5,7 +5,9 @@
   python tools/build_lmdb.py --synthetic OUTDIR            the built-in synthetic identities
 
 OUTDIR gets train_lmdb/, test_lmdb/, mean.binaryproto, labels.txt, train.txt, test.txt and
-skipped.txt, all at once when the build is complete.
+skipped.txt, all at once when the build is complete; with --holdout-identities N also
+holdout/<person>/*.png and holdout.txt: N whole people kept out of training, for
+tools/verify.py (with --synthetic they are N extra identities: the training set is unchanged).
 """
 import argparse
 import signal
@@ -38,6 +40,9 @@ def parser():
     g.add_argument("--min-images-per-class", type=int, default=1, dest="min_images")
     g.add_argument("--max-classes", type=int, help="keep the N classes with most images")
     g.add_argument("--test-fraction", type=float, default=0.1, help="per class (0.1)")
+    g.add_argument("--holdout-identities", type=int, default=0, metavar="N",
+                   help="keep N whole people out of training, as 50x50 PNGs in holdout/ and "
+                        "holdout.txt, for verification on unseen identities (0)")
     g.add_argument("--seed", type=int, default=0, help="split/shuffle (and synthetic) seed (0)")
     g.add_argument("--shuffle-seed", type=int,
                    help="order the train records with this seed instead (same split, same "
@@ -51,7 +56,8 @@ def parser():
     g.add_argument("--identities", type=int, default=300, help="(300)")
     g.add_argument("--images-per-identity", type=int, default=30, help="(30)")
     g.add_argument("--difficulty", type=float, default=synthetic.DEFAULT_DIFFICULTY,
-                   help=f"within-identity variation ({synthetic.DEFAULT_DIFFICULTY})")
+                   help=f"within-identity variation, 0 (none) to {synthetic.MAX_DIFFICULTY:g} "
+                        f"(default {synthetic.DEFAULT_DIFFICULTY})")
     g = p.add_argument_group("run")
     g.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing OUTDIR")
@@ -72,7 +78,13 @@ def build_options(args):
               (args.margin < 0, "--margin must be ≥ 0"),
               (args.identities < 1, "--identities must be ≥ 1"),
               (args.images_per_identity < 1, "--images-per-identity must be ≥ 1"),
-              (args.difficulty < 0, "--difficulty must be ≥ 0"),
+              (not 0 <= args.difficulty <= synthetic.MAX_DIFFICULTY,
+               f"--difficulty must be in [0, {synthetic.MAX_DIFFICULTY:g}] (0: every image of an "
+               f"identity alike; {synthetic.MAX_DIFFICULTY:g}: the most variation the renderer "
+               f"draws), got {args.difficulty:g}"),
+              (args.workers < 0, f"--workers must be ≥ 0 (0 = one per core), got {args.workers}"),
+              (args.holdout_identities < 0,
+               f"--holdout-identities must be ≥ 0, got {args.holdout_identities}"),
               (args.max_classes is not None and args.max_classes < 1,
                "--max-classes must be ≥ 1")]
     for bad, message in checks:
@@ -85,8 +97,8 @@ def build_options(args):
         label_names=args.label_names, synthetic=args.synthetic, identities=args.identities,
         images_per_identity=args.images_per_identity, difficulty=args.difficulty,
         encode_type=encode, min_images=args.min_images, max_classes=args.max_classes,
-        test_fraction=args.test_fraction, seed=args.seed,
-        shuffle_seed=args.shuffle_seed, detect=not args.no_detect,
+        test_fraction=args.test_fraction, holdout_identities=args.holdout_identities,
+        seed=args.seed, shuffle_seed=args.shuffle_seed, detect=not args.no_detect,
         margin=args.margin, size=args.size, workers=args.workers, overwrite=args.overwrite,
         progress=progress)
 
@@ -105,14 +117,23 @@ def summary(f):
         text += " Skipped 0 files."
     crops = f["crops"]
     if not f["synthetic"]:
-        text += (f" Crops: {crops.get('face', 0)} detected faces, {crops.get('centre', 0)} "
-                 f"centre crops (no face found or detection off), {crops.get('as-is', 0)} "
-                 f"already {f['size']}x{f['size']}.")
+        faces = sum(crops.get(k, 0) for k in ("face", "face-fitted", "face-padded"))
+        text += f" Crops: {faces} detected faces"
+        tight = [(crops.get("face-fitted", 0), "with the margin shrunk to stay inside the image"),
+                 (crops.get("face-padded", 0), "reaching past the edge (mirrored there)")]
+        tight = [f"{n} {what}" for n, what in tight if n]
+        if tight:
+            text += f" ({'; '.join(tight)}: tight crops, the face fills the image)"
+        text += (f", {crops.get('centre', 0)} centre crops (no face found or detection off), "
+                 f"{crops.get('as-is', 0)} already {f['size']}x{f['size']}.")
     if f["dropped_classes"]:
         text += (f" {f['dropped_classes']} listed classes left out (--min-images-per-class, "
                  "--max-classes or unreadable images).")
     if f["relabelled"]:
         text += " Listfile labels renumbered 0..N-1 (labels.txt gives each one's name)."
+    if f["holdout_classes"]:
+        text += (f" Held out {f['holdout_classes']} identities ({f['holdout']} images) for "
+                 "verification: holdout/ and holdout.txt.")
     if f["test"] == 0:
         text += " The test set is empty (--test-fraction 0 or one image per class)."
     means = ", ".join(f"mean_value channel [{c}]: {cpp_number(v)}"
@@ -133,5 +154,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

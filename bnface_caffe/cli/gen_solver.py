@@ -82,5 +82,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

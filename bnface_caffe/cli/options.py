@@ -1,20 +1,31 @@
 """The flags every tool spells the same way, and the logger a tool hands down.
 
 --gpu ID[,ID...]|all (one-device tools use the first, as `caffe time` does), --stage
-A,B (comma-separated and repeatable: both forms add up), -q/--quiet, --version, and
---log FILE for tools that log. `make_log` builds the run's Glog from these flags and
+A,B (comma-separated and repeatable: both forms add up), -q/--quiet, --version and --debug
+(every tool), and --log FILE for tools that log. `make_log` builds the run's Glog from these flags and
 glog's own environment variables; nothing else configures logging.
 """
 import argparse
 import os
+import sys
 
 from .. import __version__
 from ..errors import UserError
 from ..formats.glog import Glog
 
 
+def warn(program, message):
+    """A warning of a tool's own (not a log line): `<prog>: warning: <message>` on stderr."""
+    print(f"{program}: warning: {message}", file=sys.stderr)
+
+
 def add_version(p):
+    """--version, and --debug (cli.run takes it out of argv before the tool parses it; it is
+    declared here so that every tool's --help shows it)."""
     p.add_argument("--version", action="version", version=f"%(prog)s (bnface-caffe) {__version__}")
+    p.add_argument("--debug", action="store_true",
+                   help="on an error, show the Python traceback instead of one line "
+                        "(also BNFACE_DEBUG=1)")
 
 
 def add_quiet(p, what="progress and set-up lines on stderr (warnings and errors stay)"):
@@ -34,8 +45,10 @@ def add_stage(p):
 
 
 def stages(args):
-    """The --stage values as one tuple ('--stage a,b --stage c' → ('a', 'b', 'c'))."""
-    return tuple(s for text in args.stage for s in text.split(",") if s)
+    """The --stage values as one tuple ('--stage a,b --stage c' → ('a', 'b', 'c')). Without
+    any, ("",): Caffe splits its empty -stage flag into one empty stage, and its nets carry
+    `stage: ""` in their NetState."""
+    return tuple(s for text in args.stage for s in text.split(",") if s) or ("",)
 
 
 def parse_gpus(text):
@@ -62,12 +75,15 @@ def add_log(p):
     p.add_argument("--log", help="also write the log to this file (Caffe's glog format)")
 
 
-def make_log(program, args=None, to_stderr=True):
+def make_log(program, args=None, to_stderr=True, info_on_stderr=True):
     """The run's Glog: stderr (unless `to_stderr` is False), --quiet, --log FILE, and glog's
-    GLOG_minloglevel / GLOG_logtostderr / GLOG_log_dir."""
+    GLOG_minloglevel / GLOG_logtostderr / GLOG_log_dir. `info_on_stderr` False: INFO lines
+    reach the files only (a tool that is quiet by default, as glog itself is on stderr)."""
     quiet = bool(getattr(args, "quiet", False))
     log = Glog.from_environment(program, quiet=quiet)
     log.stderr = to_stderr
+    if not info_on_stderr:
+        log.stderr_level = 2 if quiet else 1
     path = getattr(args, "log", None)
     if path:
         check_writable(path, "--log")
@@ -83,6 +99,8 @@ def check_writable(path, flag="-o"):
     probe = folder
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UserError(f"{flag} {path}: cannot write there ({probe} is a file, not a folder)")
     if not os.access(probe, os.W_OK):
         raise UserError(f"{flag} {path}: cannot write there ({probe} is not writable)")
     if os.path.exists(path) and not os.access(path, os.W_OK):
@@ -90,17 +108,18 @@ def check_writable(path, flag="-o"):
     return path
 
 
-def single_device(gpu_text, log):
+def single_device(gpu_text, log, announce=None):
     """The one device of a tool that runs on one (`caffe time`/`test` use the first --gpu id),
-    logged as those do."""
+    logged by `announce(log, id, name)` (default: as `caffe time` logs it)."""
     import torch
 
     from ..formats import tool_log
+    announce = announce or tool_log.time_device
     ids = parse_gpus(gpu_text)
     if not ids:
-        tool_log.use_cpu_time(log)
+        announce(log)
         return torch.device("cpu")
-    tool_log.use_gpu(log, ids[0], torch.cuda.get_device_name(ids[0]))
+    announce(log, ids[0], torch.cuda.get_device_name(ids[0]))
     return torch.device("cuda", ids[0])
 
 

@@ -4,14 +4,15 @@ The same files, rows and columns as Caffe's tools/extra/parse_log.py, except tha
 LearningRate is the rate used at each row's own iteration (Caffe's tool shows the
 previous display's; --like-caffe restores that), nan/inf outputs are kept, and logs
 whose glog prefix carries the year are read. --follow keeps the tables up to date
-while training writes the log.
+while training writes the log. --tensorboard DIR also writes the values as TensorBoard
+scalars (tags: train/<output>, train/smoothed_loss, learning_rate, iterations_per_second,
+test/<output>), from any Caffe log, real Caffe's included.
 """
 import argparse
 import csv
 import io
 import math
 import os
-import sys
 import time
 
 from .. import caffelog
@@ -31,6 +32,9 @@ def parser():
     p.add_argument("--like-caffe", action="store_true",
                    help="LearningRate and nan handling exactly as Caffe's parse_log.py")
     p.add_argument("--delimiter", default=",", help="column delimiter (default ',')")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the log's values as TensorBoard scalars into DIR (one "
+                        "folder per run; view with `tensorboard --logdir` on their parent)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     options.add_version(p)
     return p
@@ -86,7 +90,15 @@ def _fmt(v):
 def parse_once(args):
     log = caffelog.parse_log(args.log, like_caffe=args.like_caffe)
     caffelog.check_has_output(log)
+    for warning in log.warnings:
+        options.warn(args.prog, warning)
     written = write_tables(log, args.outdir, args.delimiter)
+    if args.tensorboard:
+        from ..tensorboard_events import write_log
+        scalars = write_log(log, args.tensorboard)
+        if not args.quiet:
+            print(f"wrote {scalars} scalars to {args.tensorboard} (tensorboard --logdir "
+                  f"{args.tensorboard})")
     if not args.quiet:
         for path, rows in zip(written, [t for t in (log.train, log.test) if t]):
             print(f"wrote {path} ({len(rows)} rows)")
@@ -120,8 +132,8 @@ def follow(path, on_update, interval=1.0, like_caffe=False, should_stop=lambda: 
                     for line in lines:
                         parser.feed(line)
                     log = parser.result(path)
-                    if (len(log.train), len(log.test), len(log.lr_points)) != seen:
-                        seen = (len(log.train), len(log.test), len(log.lr_points))
+                    if (parser.outputs, len(log.lr_points)) != seen:
+                        seen = (parser.outputs, len(log.lr_points))
                         on_update(log)
                     if parser.done:
                         return log
@@ -138,9 +150,16 @@ def follow_log(args):
     if not os.path.exists(args.log):
         say(f"waiting for {args.log} to appear ...")
     rows = [None]
+    events = None
+    if args.tensorboard:
+        from ..tensorboard_events import EventWriter
+        events = EventWriter(args.tensorboard)
 
     def update(log):
         write_tables(log, args.outdir, args.delimiter)
+        if events is not None:
+            events.add_new(log)
+            events.flush()
         if (len(log.train), len(log.test)) != rows[0]:  # one progress line per new row
             rows[0] = (len(log.train), len(log.test))
             say(summary(log))
@@ -150,6 +169,9 @@ def follow_log(args):
     except KeyboardInterrupt:  # Ctrl-C is how a follow ends when training never finishes
         say("stopped")
         return 0
+    finally:
+        if events is not None:
+            events.close()
     say(f"{args.log}: Optimization Done.")
     if log is not None and not log.test:
         say(f"{args.log}: no test output (no 'Test net output' lines): wrote the train table only")
@@ -157,11 +179,16 @@ def follow_log(args):
 
 
 def main(argv):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    args.prog = p.prog
     if args.interval <= 0:
         raise UserError(f"--interval must be positive, got {args.interval}")
     if args.outdir and not os.path.isdir(args.outdir):
-        raise UserError(f"{args.outdir}: no such directory (the output folder must exist)")
+        what = "is a file, not a directory" if os.path.exists(args.outdir) else "no such directory"
+        raise UserError(f"OUTDIR {args.outdir}: {what} (the output folder must exist)")
+    for path in output_paths(args.log, args.outdir):
+        options.check_writable(path, "output")
     if args.follow:
         return follow_log(args)
     return parse_once(args)
@@ -169,5 +196,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -2,7 +2,7 @@
 
 Each LOG is a Caffe training log; runs are named after their files (or --label).
 Optional panels show the train loss and the learning rate; --x seconds puts time on
-the x axis. The output is PNG or SVG, chosen by the extension of -o.
+the x axis. The output is PNG or SVG, chosen by the extension of -o (others are refused).
 """
 import argparse
 import sys
@@ -43,10 +43,16 @@ def fraction(target):
 
 
 def main(argv):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     if args.scale <= 0:
         raise UserError(f"--scale must be positive, got {args.scale:g}")
+    plots.check_format(args.output)
+    options.check_writable(args.output)
     runs = curves.load_runs(args.logs, args.label, args.metric, args.test_net)
+    for run in runs:
+        for warning in run.log.warnings:
+            options.warn(p.prog, warning)
     for run in runs:
         if not run.test_iters and not args.quiet:
             print(f"{run.path}: no test accuracy to plot (test outputs: "
@@ -61,5 +67,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -12,7 +12,7 @@ from . import options
 def parser():
     p = argparse.ArgumentParser(description=__doc__.split(":", 1)[1].strip())
     p.add_argument("solvers", nargs="+", help="solver prototxt files")
-    p.add_argument("-o", "--output", default="lr.png", help="PNG or SVG (default lr.png)")
+    p.add_argument("-o", "--output", default="lr.png", help="figure to write: .png or .svg, by its extension (default lr.png)")
     p.add_argument("--label", action="append", help="run label, once per solver (default: file name)")
     p.add_argument("--scale", type=float, help="the solvers' gen_solver --scale: iterations are "
                    "divided by it, so the x axis reads in the paper's units")
@@ -23,6 +23,9 @@ def parser():
 
 def main(argv):
     args = parser().parse_args(argv)
+    from ..plots import check_format
+    check_format(args.output)
+    options.check_writable(args.output)
     if args.label and len(args.label) != len(args.solvers):
         raise UserError(f"--label given {len(args.label)} times for {len(args.solvers)} solvers")
     solvers = []
@@ -44,5 +47,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -37,45 +37,80 @@ def parser():
     p.add_argument("--metric", help="test output to use (default: 'accuracy', else the first '*acc*')")
     p.add_argument("--test-net", type=int, default=0, help="which test net (#i) to use (default 0)")
     p.add_argument("--no-paper", action="store_true", help="leave out the paper's table")
+    p.add_argument("--verification", action="append", default=[], metavar="METRICS.csv",
+                   help="tools/verify.py metrics.csv (its `name` = a run's label): adds "
+                        "verification accuracy and EER columns (repeatable)")
     p.add_argument("-o", "--output", help="FILE.md (also writes FILE.csv) or FILE.csv; default stdout")
     options.add_quiet(p, "'wrote' line")
     options.add_version(p)
     return p
 
 
+def read_verification(paths):
+    """{model name: row} from tools/verify.py metrics.csv files."""
+    import csv
+
+    out = {}
+    for path in paths:
+        try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as err:
+            raise UserError(f"--verification {path}: cannot read ({err.strerror})") from None
+        for row in rows:
+            if not {"name", "accuracy", "accuracy_std", "eer"} <= set(row):
+                raise UserError(f"--verification {path}: not a verify metrics.csv (bnface-verify) "
+                                "(needs name, accuracy, accuracy_std and eer columns)")
+            out[row["name"]] = row
+    return out
+
+
 def main(argv):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     if args.scale <= 0:
         raise UserError(f"--scale must be positive, got {args.scale:g}")
     if args.tolerance < 0:
         raise UserError(f"--tolerance must be >= 0, got {args.tolerance:g}")
     target = fraction(args.target)
+    outputs = output_paths(args.output) if args.output else []
     solvers = [prototxt.read_text(path, caffe_pb2.SolverParameter) for path in args.solver]
     runs = curves.load_runs(args.logs, args.label, args.metric, args.test_net, solvers)
+    for run in runs:
+        for warning in run.log.warnings:
+            options.warn(p.prog, warning)
     rows = [report.summarize(run, target, args.tolerance, args.interpolate) for run in runs]
-    md = report.markdown(rows, target, args.tolerance, args.scale, paper=not args.no_paper)
-    table_csv = report.csv_text(rows, target, args.tolerance, args.scale)
+    verification = read_verification(args.verification) if args.verification else None
+    md = report.markdown(rows, target, args.tolerance, args.scale, paper=not args.no_paper,
+                         verification=verification)
+    table_csv = report.csv_text(rows, target, args.tolerance, args.scale, verification)
     for row in rows:
         if row["notes"]:
             print(f"{row['log']}: {row['notes']}", file=sys.stderr)
     if not args.output:
         sys.stdout.write(md)
         return 0
-    base, ext = os.path.splitext(args.output)
-    if ext.lower() == ".csv":
-        prototxt.write_bytes(args.output, table_csv.encode())
-        written = [args.output]
-    elif ext.lower() in (".md", ".markdown"):
-        prototxt.write_bytes(args.output, md.encode())
-        prototxt.write_bytes(base + ".csv", table_csv.encode())
-        written = [args.output, base + ".csv"]
-    else:
-        raise UserError(f"{args.output}: the output must end in .md or .csv")
+    for path in outputs:
+        prototxt.write_bytes(path, (table_csv if path.lower().endswith(".csv") else md).encode())
     if not args.quiet:
-        print("wrote " + " and ".join(written))
+        print("wrote " + " and ".join(outputs))
     return 0
 
 
+def output_paths(output):
+    """-o FILE.csv → [FILE.csv]; -o FILE.md → [FILE.md, FILE.csv]; checked before any work."""
+    base, ext = os.path.splitext(output)
+    if ext.lower() == ".csv":
+        paths = [output]
+    elif ext.lower() in (".md", ".markdown"):
+        paths = [output, base + ".csv"]
+    else:
+        raise UserError(f"-o {output}: the output must end in .md or .csv")
+    for path in paths:
+        options.check_writable(path)
+    return paths
+
+
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

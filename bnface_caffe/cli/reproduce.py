@@ -1,8 +1,9 @@
 """reproduce: the paper's runs end to end (what `make demo` / `make reproduce` run).
 
 Builds the data (built-in synthetic identities, or a real face folder), generates both nets
-and the five scaled solvers, trains each run, then draws the accuracy curves and the LR
-schedules and writes the paper's table. Every step is one of the project's tools, run
+and the five scaled solvers, trains each run, evaluates each final snapshot on held-out
+people (face verification), then draws the accuracy curves and the LR schedules and writes
+the paper's table. Every step is one of the project's tools, run
 in this process and printed as its command line (`bnface-<tool> ...`, the same as
 `python tools/<tool>.py ...`), so any step can be repeated by hand. Paths are relative
 to the directory you run in.
@@ -21,10 +22,10 @@ from ..architectures import parse_widths
 from ..errors import UserError
 from ..formats.glog import Glog
 from ..reproduce_plan import PLANS
-from . import build_lmdb, gen_net, gen_solver, options, plot_curves, plot_lr, report
+from . import build_lmdb, gen_net, gen_solver, options, plot_curves, plot_lr, report, verify
 
 TOOLS = {"build_lmdb": build_lmdb, "gen_net": gen_net, "gen_solver": gen_solver,
-         "plot_curves": plot_curves, "plot_lr": plot_lr, "report": report}
+         "plot_curves": plot_curves, "plot_lr": plot_lr, "report": report, "verify": verify}
 
 
 def parser():
@@ -131,10 +132,27 @@ class Progress:
 
 def data_folder_name(plan, real_folder):
     """One LMDB folder per data set, so plans and --set overrides never reuse stale data."""
+    held = f"-h{plan.holdout_identities}" if plan.holdout_identities else ""
     if real_folder:
-        return "faces-" + os.path.basename(os.path.normpath(real_folder))
+        return "faces-" + os.path.basename(os.path.normpath(real_folder)) + held
     return (f"synthetic-{plan.identities}x{plan.images_per_identity}"
-            f"-d{plan.difficulty:g}-s{plan.data_seed}")
+            f"-d{plan.difficulty:g}-s{plan.data_seed}{held}")
+
+
+def final_snapshot(solver):
+    """The .caffemodel training writes at max_iter (the solver's snapshot_prefix)."""
+    from ..formats import prototxt
+    from ..proto import caffe_pb2
+    param = prototxt.read_text(solver, caffe_pb2.SolverParameter)
+    return f"{param.snapshot_prefix}_iter_{param.max_iter}.caffemodel"
+
+
+def read_metrics(folder):
+    """The figures tools/verify.py wrote to folder/metrics.csv (numbers as floats)."""
+    import csv
+    with open(os.path.join(folder, "metrics.csv"), newline="") as f:
+        row = next(csv.DictReader(f))
+    return {k: v if k == "name" else (float(v) if v else None) for k, v in row.items()}
 
 
 def count_lines(path):
@@ -159,7 +177,8 @@ def main(argv):
             raise UserError(f"--runs: unknown run(s) {', '.join(unknown)}; "
                             f"the runs are {', '.join(r[0] for r in runs)}")
         runs = tuple(r for r in runs if r[0] in wanted)
-    steps = Steps(total=1 + 2 + len(runs) * 2 + 3)
+    verifying = plan.holdout_identities > 0
+    steps = Steps(total=1 + 4 + len(runs) * (3 if verifying else 2) + 3)
     data = os.path.join(args.data_root, data_folder_name(plan, args.data))
     steps.say(f"plan '{plan.name}': {len(runs)} runs, widths {plan.widths}, results in {out}/")
 
@@ -169,7 +188,8 @@ def main(argv):
                                                 "--images-per-identity", plan.images_per_identity,
                                                 "--difficulty", plan.difficulty,
                                                 "--seed", plan.data_seed]
-        steps.run("building the LMDBs", "build_lmdb", *source, data, "--overwrite")
+        steps.run("building the LMDBs", "build_lmdb", *source, data, "--overwrite",
+                  "--holdout-identities", plan.holdout_identities)
     else:
         steps.done += 1
         steps.say(f"(1/{steps.total}) LMDBs already in {data}/ (--rebuild-data to rebuild)")
@@ -192,6 +212,13 @@ def main(argv):
                   "--mean-file", os.path.join(data, "mean.binaryproto"),
                   *plan.extra_net_args, "-o", path)
         nets[net] = path
+    deploy = {}
+    for net in ("baseline", "bn"):
+        deploy[net] = os.path.join(out, "nets", f"{net}_deploy.prototxt")
+        steps.run(f"generating the {net} deploy net", "gen_net", "--deploy",
+                  *(["--bn"] if net == "bn" else []), "--num-classes", classes,
+                  "--widths", plan.widths, "--filler", plan.filler, *plan.extra_net_args,
+                  "-o", deploy[net])
 
     # 3. solvers, then training
     summary, logs, solvers = {}, [], []
@@ -212,6 +239,15 @@ def main(argv):
         summary[run] = steps.train(f"training {run} ({net} net, schedule {schedule})",
                                    solver, log, args.gpu)
         logs.append(log)
+    verification = []
+    for (run, schedule, net), solver in zip(runs, solvers) if verifying else ():
+        folder = os.path.join(out, "verification", run)
+        steps.run(f"verification of {run} on {plan.holdout_identities} held-out people",
+                  "verify", deploy[net], final_snapshot(solver), os.path.join(data, "holdout.txt"),
+                  "-o", folder, "--transform-from", nets[net], "--name", run, "-q",
+                  *(["--gpu", args.gpu] if args.gpu is not None else []))
+        summary[run]["verification"] = read_metrics(folder)
+        verification += ["--verification", os.path.join(folder, "metrics.csv")]
 
     # 4. figures and the table
     labels = [a for r in runs for a in ("--label", r[0])]
@@ -220,10 +256,16 @@ def main(argv):
     steps.run("learning-rate schedules", "plot_lr", *solvers, *labels, "--scale", f"{scale:.8g}",
               "-o", os.path.join(out, "lr.png"), quiet=True)
     steps.run("the paper's table", "report", *logs, *labels, "--scale", f"{scale:.8g}",
-              "--target", "0.80", "-o", os.path.join(out, "table.md"), quiet=True)
+              "--target", "0.80", *verification, "-o", os.path.join(out, "table.md"), quiet=True)
+    if verifying:
+        from ..verification import results
+        figure = results.plot_roc_folders([(r[0], os.path.join(out, "verification", r[0]))
+                                           for r in runs], "held-out people, final snapshots")
+        figure.savefig(os.path.join(out, "roc.png"), dpi=120)
     write_run_info(out, argv, args, plan, scale, classes, train_images, test_images, summary,
                    minutes=(time.time() - steps.started) / 60)
-    steps.say(f"done: {out}/curves.png, {out}/lr.png, {out}/table.md")
+    steps.say(f"done: {out}/curves.png, {out}/lr.png, {out}/table.md"
+              + (f", {out}/roc.png, {out}/verification/" if verifying else ""))
     with open(os.path.join(out, "table.md")) as f:
         print(f.read())
     reference = os.path.join(REFERENCE, plan.name)
@@ -304,5 +346,5 @@ def write_run_info(out, argv, args, plan, scale, classes, train_images, test_ima
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -41,6 +41,17 @@ def main(argv):
     args = parse_args(argv)
     log = options.make_log("time_net")
     setup_log = options.make_log("time_net", args)   # --quiet silences the set-up only
+    try:
+        return time_model(args, log, setup_log)
+    finally:
+        log.close()
+        setup_log.close()
+
+
+def time_model(args, log, setup_log, training_line=True):
+    """Caffe's `time` for the parsed `args` (model, iterations, gpu, phase, stage, level,
+    weights, fast); set-up lines go to `setup_log`, the rest to `log`. `training_line`: also
+    time the passes as training runs them (a line Caffe does not write)."""
     net_param = read_net(args.model, setup_log)      # a bad file fails before any log line
     device = options.single_device(args.gpu, log)
     phase = caffe_pb2.Phase.Value(args.phase)
@@ -71,8 +82,15 @@ def main(argv):
     for node, f, b in zip(net.nodes, forward_us, backward_us):
         tool_log.layer_times(log, node.layer.name, f / 1000 / its, b / 1000 / its)
     tool_log.average_times(log, sum(forward_us) / 1000, sum(backward_us) / 1000, total_ms, its)
+    if training_line:
+        _time_as_training(net, its, sync, log)
+    tool_log.benchmark_ends(log)
+    net.close()
+    return 0
 
-    # The same passes as training runs them: one graph, one backward call.
+
+def _time_as_training(net, its, sync, log):
+    """The same passes as training runs them: one graph, one backward call."""
     sync()
     start = time.perf_counter()
     for _ in range(its):
@@ -84,13 +102,8 @@ def main(argv):
     rate = f" ({cpp_number(batch * 1e3 / graph_ms)} images/s at batch {batch})" if batch else ""
     log.info("time_net.py:0", f"Average Forward-Backward as training runs it (one autograd graph): "
              f"{cpp_number(graph_ms)} ms.{rate}")
-    tool_log.benchmark_ends(log)
-    net.close()
-    log.close()
-    setup_log.close()
-    return 0
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

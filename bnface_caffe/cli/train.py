@@ -36,6 +36,9 @@ def parser():
     p.add_argument("--weights", help="caffemodel(s), comma-separated, to fine-tune from")
     p.add_argument("--snapshot", help="a .solverstate to resume from")
     options.add_log(p)
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the run's scalars (train outputs, lr, test outputs, "
+                        "iterations/s) as TensorBoard events into DIR; both backends")
     p.add_argument("--fast", action="store_true",
                    help="engine only: the opt-in fast mode (TF32/bf16/channels-last; not "
                         "bit-faithful to Caffe)")
@@ -121,11 +124,15 @@ class ProgressBar:
                 break
 
 
-def main(argv):
+def main(argv, log=None, progress_bar=True):
+    """`log`: the run's Glog when the caller made it (bnface-caffe: Caffe's program name and
+    glog flags; the caller closes it); `progress_bar`: False keeps the glog lines on an
+    interactive stderr, as `caffe train` does."""
     args = parser().parse_args(argv)
     caffemodel.check_resume_or_finetune(args.snapshot, args.weights)
-    if args.weights:
-        caffemodel.weight_paths(args.weights)
+    if args.weights:   # every refusal (empty, not a model, no weights) before anything starts
+        for path in caffemodel.weight_paths(args.weights):
+            caffemodel.read(path)
     backend = backends.resolve(args.backend)
     gpu_ids = options.parse_gpus(args.gpu)
     if backend == "engine" and gpu_ids and len(gpu_ids) > 1 and not launched_by_torchrun():
@@ -133,14 +140,16 @@ def main(argv):
     rank = int(os.environ.get("RANK", "0"))
     # Only the root process logs, as in Caffe; the caffe backend's own glog lines reach the
     # --log file through stderr (backends.stderr_also_to).
+    own_log = rank != 0 or log is None
     if rank != 0:
         log = Glog.silent()
-    else:
+    elif log is None:
         log = options.make_log("train", args if backend == "engine" else
                                argparse.Namespace(quiet=args.quiet))
     bar = None
+    events = tensorboard_writer(args.tensorboard, rank)
     try:
-        with (backends.stderr_also_to(args.log) if backend == "caffe" else nullcontext()):
+        with (backends.stderr_also_to(args.log, events) if backend == "caffe" else nullcontext()):
             # The solver, its nets and LMDBs are checked, silently, before anything is
             # logged or started; then read again to log what Caffe logs while reading.
             param = solver_setup.read_solver(args.solver)
@@ -148,8 +157,11 @@ def main(argv):
             solver_setup.check_data_sources([(train_param, f"{args.solver}: train net")]
                                             + solver_setup.test_nets(param, args.solver))
             if backend == "engine":   # (pycaffe logs this itself)
+                if events is not None:     # (the caffe backend's lines reach it through stderr)
+                    log.sinks.append(events)
                 param = solver_setup.read_solver(args.solver, log=log)
-            if rank == 0 and sys.stderr.isatty() and backend == "engine" and not args.quiet:
+            if (progress_bar and rank == 0 and sys.stderr.isatty() and backend == "engine"
+                    and not args.quiet):
                 bar = ProgressBar(param.max_iter)
                 log.stderr = False
                 log.sinks.append(bar)
@@ -161,9 +173,21 @@ def main(argv):
                 return backends.train_with_pycaffe(opts, param, gpu_ids or (), log=log)
             return _train_engine(args, param, gpu_ids, bar, log)
     finally:
-        if bar is not None:
-            bar.close()
-        log.close()
+        for sink in (bar, events):
+            if sink is not None:
+                sink.close()
+                if sink in log.sinks:   # a caller's log outlives this run
+                    log.sinks.remove(sink)
+        if own_log:
+            log.close()
+
+
+def tensorboard_writer(folder, rank):
+    """--tensorboard DIR: the root process's event writer (a Glog sink), else None."""
+    if not folder or rank != 0:
+        return None
+    from ..tensorboard_events import EventWriter
+    return EventWriter(folder)
 
 
 def _train_engine(args, param, gpu_ids, bar, log):
@@ -176,11 +200,11 @@ def _train_engine(args, param, gpu_ids, bar, log):
         torch.cuda.set_device(device)
     opts = TrainOptions(args.solver, args.weights, args.snapshot, device=device, fast=args.fast,
                         sigint_effect=args.sigint_effect, sighup_effect=args.sighup_effect,
-                        level=args.level, stages=options.stages(args) or ("",), param=param)
+                        level=args.level, stages=options.stages(args), param=param)
     train(opts, observer=bar, log=log)
     return 0
 
 
 if __name__ == "__main__":
-    from . import run
-    run(main)
+    from . import run as run_tool
+    run_tool(main)

@@ -1,5 +1,12 @@
 """`build_lmdb`: inputs → 50×50 gray faces → train/test LMDBs + mean + lists, built in a
-temporary folder beside OUTDIR and renamed into place only when complete."""
+temporary folder beside OUTDIR and renamed into place only when complete.
+
+Held-out identities (`holdout_identities`) are people kept out of training altogether, for
+face verification on unseen people: their crops go to holdout/<name>/<image>.png and
+holdout.txt (a listfile of those PNGs, one label per person), never into an LMDB, the mean,
+labels.txt or the train/test lists. Real sets hold out a seeded random choice of the people
+with at least two readable images; the synthetic set renders that many extra identities
+(identity k depends only on the seed and k), so its training data stays exactly the same."""
 import dataclasses
 import os
 import secrets
@@ -8,6 +15,7 @@ import tempfile
 import time
 from collections import Counter
 
+import cv2
 import numpy as np
 
 from ..errors import UserError
@@ -31,6 +39,7 @@ class Options:
     min_images: int = 1
     max_classes: int = None
     test_fraction: float = 0.1
+    holdout_identities: int = 0   # whole people kept out for verification (holdout/)
     seed: int = 0
     shuffle_seed: int = None      # order of the train records only (None: from seed)
     detect: bool = True
@@ -73,6 +82,10 @@ def build(opts):
     outdir = os.path.abspath(opts.outdir)
     check_outdir(outdir, opts.overwrite)
     items = _list_items(opts)
+    listed = len({key for _, key in items})
+    if not opts.synthetic and opts.holdout_identities >= listed:
+        raise UserError(f"{opts.source}: cannot hold out {opts.holdout_identities} identities "
+                        f"of {listed}: at least one class must stay for training")
     parent = os.path.dirname(outdir)
     os.makedirs(parent, exist_ok=True)
     # The name is chosen before the folder exists, so a Ctrl-C at any point is cleaned up.
@@ -97,6 +110,7 @@ def _list_items(opts):
         if opts.images_per_identity < max(1, opts.min_images):
             raise UserError(f"--images-per-identity {opts.images_per_identity} is below "
                             f"--min-images-per-class {opts.min_images}: no class would be kept")
+        count += opts.holdout_identities  # rendered after the training ones
         return [(synth.virtual_path(k, j), k) for k in range(count)
                 for j in range(opts.images_per_identity)]
     if opts.root is not None:
@@ -147,6 +161,9 @@ def _build_into(tmp, items, opts):
         example = f"{items[skipped[0]][0]}: {outcome[skipped[0]]}" if skipped else "none"
         raise UserError(f"{opts.source}: no usable images: {len(skipped)} of {len(items)} "
                         f"could not be read (e.g. {example})")
+    keys, held = _hold_out(keys, [items[i][1] for i in ok], opts)
+    held_set = set(held)
+    held_ok = [i for i in ok if items[i][1] in held_set]
     label_of = {key: label for label, key in enumerate(keys)}
     ok = [i for i in ok if items[i][1] in label_of]
     paths = [path for path, _ in items]
@@ -161,6 +178,9 @@ def _build_into(tmp, items, opts):
                               opts.encode_type, opts.progress, "write train_lmdb")
     resizes += pack.write_lmdb(os.path.join(tmp, "test_lmdb"), test, paths, labels, store,
                                opts.encode_type, opts.progress, "write test_lmdb")
+    held_names = _label_names(held, items, held_ok, opts) if held else []
+    if held:
+        _write_holdout(tmp, held, held_names, held_ok, items, store)
     del store
     os.unlink(os.path.join(tmp, ".pixels.npy"))
     image_mean, _ = mean.write_mean(os.path.join(tmp, "train_lmdb"),
@@ -174,11 +194,62 @@ def _build_into(tmp, items, opts):
         f.writelines(f"{paths[i]}\t{outcome[i]}\n" for i in skipped)
     relabelled = opts.root is not None and any(key != label_of[key] for key in keys)
     return dict(train=len(train), test=len(test), classes=len(keys),
-                dropped_classes=listed_classes - len(keys),
+                holdout=len(held_ok), holdout_classes=len(held),
+                dropped_classes=listed_classes - len(keys) - len(held),
                 skipped=Counter(outcome[i] for i in skipped),
                 crops=Counter(outcome[i] for i in ok), mean=mean.channel_means(image_mean),
                 encoded=opts.encode_type, size=opts.size, map_resizes=resizes,
                 synthetic=opts.synthetic, relabelled=relabelled)
+
+
+def _hold_out(keys, ok_keys, opts):
+    """(training class keys, held-out class keys), both sorted."""
+    n = opts.holdout_identities
+    if not n:
+        return keys, []
+    if opts.synthetic:
+        trained = min(opts.identities, opts.max_classes or opts.identities)
+        return [k for k in keys if k < trained], [k for k in keys if k >= trained]
+    counts = Counter(ok_keys)
+    eligible = [k for k in keys if counts[k] >= 2]
+    if n > len(eligible) or n >= len(keys):
+        raise UserError(f"{opts.source}: cannot hold out {n} identities: {len(keys)} classes "
+                        f"are usable, {len(eligible)} of them with the two images a same-person "
+                        "pair needs, and at least one class must stay for training; lower "
+                        "--holdout-identities")
+    rng = np.random.default_rng([opts.seed, 14])
+    held = sorted(eligible[i] for i in rng.choice(len(eligible), n, replace=False))
+    held_set = set(held)
+    return [k for k in keys if k not in held_set], held
+
+
+def holdout_file_name(path, name):
+    """holdout/<name>/<stem>.png for list path `path` of person `name` (a leading <name>/
+    folder is dropped; deeper folders are joined with '_')."""
+    stem = os.path.splitext(path)[0]
+    if stem.startswith(name + "/"):
+        stem = stem[len(name) + 1:]
+    return f"holdout/{name.replace('/', '_')}/{stem.replace('/', '_')}.png"
+
+
+def _write_holdout(tmp, held, names, held_ok, items, store):
+    """The held-out crops as PNG files and holdout.txt ('holdout/<name>/<x>.png k' lines)."""
+    label_of = {key: k for k, key in enumerate(held)}
+    lines, used = [], set()
+    for i in held_ok:
+        path, key = items[i]
+        rel = holdout_file_name(path, names[label_of[key]])
+        if rel in used:  # two list paths flattened to one name
+            rel = f"{rel[:-4]}_{i}.png"
+        used.add(rel)
+        full = os.path.join(tmp, rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        ok, png = cv2.imencode(".png", np.asarray(store[i]))
+        with open(full, "wb") as f:
+            f.write(png.tobytes())
+        lines.append(f"{rel} {label_of[key]}\n")
+    with open(os.path.join(tmp, "holdout.txt"), "w", encoding="utf-8") as f:
+        f.writelines(lines)
 
 
 def _check_keys(paths):

@@ -2,6 +2,11 @@
 square crop → size×size with INTER_AREA.
 
 Images already at the target size are taken as they are (aligned crops need no detection).
+When the face fills the image (LFW-style tight crops), the square with the full margin runs
+past the edge, and padding it would smear the border into streaks. The margin is then shrunk,
+keeping the square centred on the face, until it fits ("face-fitted"); only a face that itself
+reaches past the edge is padded, by mirroring the image there ("face-padded"), which shows far
+less than repeated border pixels. The builder counts both.
 """
 import os
 
@@ -45,24 +50,47 @@ def square_around(box, margin):
     return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), max(1, int(round(side)))
 
 
+def fit_square(box, margin, shape):
+    """(x0, y0, side, how) for a detected face: the square_around it when that fits inside
+    the image ("face"); else the largest square on the same centre that fits, if it still
+    holds the whole face box ("face-fitted": the margin shrunk); else the full square, to be
+    padded ("face-padded": the face itself reaches past the edge)."""
+    height, width = shape[:2]
+    x0, y0, side = square_around(box, margin)
+    if x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height:
+        return x0, y0, side, "face"
+    x, y, w, h = box
+    cx, cy = x + w / 2.0, y + h / 2.0
+    room = int(2 * min(cx, cy, width - cx, height - cy))   # the widest centred square inside
+    if room >= max(w, h) and room >= 1:
+        fx = min(max(int(round(cx - room / 2.0)), 0), width - room)
+        fy = min(max(int(round(cy - room / 2.0)), 0), height - room)
+        return fx, fy, room, "face-fitted"
+    return x0, y0, side, "face-padded"
+
+
 def centre_square(shape):
     height, width = shape[:2]
     side = min(height, width)
     return (width - side) // 2, (height - side) // 2, side
 
 
-def crop_square(gray, x0, y0, side):
-    """The side×side window at (x0, y0); parts outside the image repeat the border pixels."""
+def crop_square(gray, x0, y0, side, border=cv2.BORDER_REPLICATE):
+    """The side×side window at (x0, y0); parts outside the image repeat the border pixels
+    (or follow `border`, e.g. cv2.BORDER_REFLECT_101 to mirror the image there)."""
     height, width = gray.shape
     if x0 >= 0 and y0 >= 0 and x0 + side <= width and y0 + side <= height:
         return gray[y0:y0 + side, x0:x0 + side]
     pad = [max(0, -y0), max(0, y0 + side - height), max(0, -x0), max(0, x0 + side - width)]
-    padded = cv2.copyMakeBorder(gray, *pad, cv2.BORDER_REPLICATE)
+    if border == cv2.BORDER_REFLECT_101 and max(pad) >= min(height, width):
+        border = cv2.BORDER_REPLICATE   # mirroring needs the image to be wider than the pad
+    padded = cv2.copyMakeBorder(gray, *pad, border)
     return padded[y0 + pad[0]:y0 + pad[0] + side, x0 + pad[2]:x0 + pad[2] + side]
 
 
 def face_crop(gray, size=50, cascade=None, margin=0.2):
-    """A size×size uint8 face crop and how it was made: "as-is", "face" or "centre"."""
+    """A size×size uint8 face crop and how it was made: "as-is", "face", "face-fitted",
+    "face-padded" (see fit_square) or "centre"."""
     gray = np.asarray(gray)
     if gray.shape == (size, size):
         return gray, "as-is"
@@ -70,8 +98,8 @@ def face_crop(gray, size=50, cascade=None, margin=0.2):
     if cascade is not None:
         box = detect_largest_face(gray, cascade)
         if box is not None:
-            how, square = "face", square_around(box, margin)
-    crop = crop_square(gray, *square)
+            *square, how = fit_square(box, margin, gray.shape)
+    crop = crop_square(gray, *square, border=cv2.BORDER_REFLECT_101)
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), how
 
 

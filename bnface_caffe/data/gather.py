@@ -116,4 +116,4 @@ def render_synthetic(identities, per_identity, store, seed, difficulty, size, wo
 
 def is_skipped(how):
     """Outcomes other than a usable crop are skip reasons."""
-    return how not in ("face", "centre", "as-is", "rendered")
+    return how not in ("face", "face-fitted", "face-padded", "centre", "as-is", "rendered")

@@ -17,6 +17,9 @@ SS = 4            # supersampling: draw at 4× and area-downsample (anti-aliasin
 SHIFT = 4         # cv2 sub-pixel bits for drawing coordinates
 # Measured with bench/synthetic_difficulty.py: at 0.5 a small BN CNN needs 7-9 epochs to 80%.
 DEFAULT_DIFFICULTY = 0.5
+# The renderer's variations were designed for 0..1 (at 1: up to ±20° rotation, strong side
+# light, occluders in a fifth of the images); past 1 faces turn away and leave the frame.
+MAX_DIFFICULTY = 1.0
 
 
 def identity_params(seed, k):

@@ -4,8 +4,6 @@ Caffe's DataLayer keeps one LMDB cursor; each record it consumes increments an o
 with several solvers (GPUs) rank r keeps the records whose offset % world_size == r. After
 the last record it logs "Restarting data prefetching from start." and seeks to the first.
 """
-import numpy as np
-
 from ..errors import UserError
 from ..formats import solver_log
 from ..formats.glog import Glog

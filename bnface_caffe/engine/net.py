@@ -151,6 +151,10 @@ class Net:
                 if grad:
                     bottoms = [x if need else x.detach()
                                for x, need in zip(bottoms, node.bottom_need_backward)]
+                shapes = [tuple(x.shape) for x in bottoms]
+                if shapes != node.bottom_shapes:  # a data-dependent top (Filter) upstream:
+                    node.layer.reshape(shapes)    # Caffe reshapes each layer on every forward
+                    node.bottom_shapes = shapes
                 tops = node.layer.forward(bottoms)
                 for blob, top, weight in zip(node.tops, tops, node.loss_weights):
                     values[blob] = top
@@ -255,6 +259,7 @@ class Net:
             layer.set_shape(i, shape)
         for node in self.nodes:
             bottom_shapes = [self.shapes[b] for b in node.bottoms]
+            node.bottom_shapes = bottom_shapes
             for blob, shape in zip(node.tops, node.layer.reshape(bottom_shapes)):
                 self.shapes[blob] = tuple(shape)
 

@@ -25,6 +25,7 @@ class Node:
     loss_weights: list = field(default_factory=list)
     bottom_need_backward: list = field(default_factory=list)
     need_backward: bool = False
+    bottom_shapes: list = field(default_factory=list)   # what the layer was last reshaped for
 
 
 @dataclass
@@ -133,6 +134,7 @@ def wire(net_param, phase, source, log, configure_layer):
         if layer.loss_layer and not len(layer.param.loss_weight):
             layer.param.loss_weight.append(1.0)   # LossLayer: loss_weight 1 by default
         top_shapes = layer.reshape(bottom_shapes)
+        node.bottom_shapes = bottom_shapes
         node.loss_weights = _loss_weights(layer, len(node.tops), err)
         net_log.setting_up(log, lp.name)
         for blob, shape, weight in zip(node.tops, top_shapes, node.loss_weights):

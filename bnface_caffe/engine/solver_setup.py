@@ -176,3 +176,49 @@ def check_data_sources(net_params):
                     raise UserError(f"{description}: layer '{layer.name}': data source "
                                     f"\"{source}\" {what} (make one with tools/build_lmdb.py; "
                                     "paths are relative to the directory training runs in)")
+
+
+def warn_costly_settings(solver, test_net_params, log):
+    """Log a warning (W) for each setting Caffe accepts but that wastes the run: a test pass
+    that reads its test LMDB more than once (test_iter beyond ceil(records / batch)),
+    display or test_interval larger than max_iter, momentum >= 1, a negative base_lr.
+    `test_net_params`: test_nets()'s list. Never raises: a warning must not stop training."""
+    if solver.base_lr < 0:
+        solver_log.negative_base_lr(log, solver.base_lr)
+    if solver.momentum >= 1 and solver.type not in ("AdaGrad", "RMSProp", "AdaDelta"):
+        solver_log.momentum_at_least_one(log, solver.momentum)
+    if solver.max_iter and solver.display > solver.max_iter:
+        solver_log.display_past_max_iter(log, solver.display, solver.max_iter)
+    if solver.max_iter and solver.test_iter and solver.test_interval > solver.max_iter:
+        solver_log.test_interval_past_max_iter(log, solver.test_interval, solver.max_iter)
+    for i, ((net_param, _), test_iter) in enumerate(zip(test_net_params, solver.test_iter)):
+        for source, batch, records in _lmdb_inputs(net_param):
+            once = -(-records // batch)   # the last batch may be partial: it wraps, as Caffe's does
+            if records and test_iter > once:
+                solver_log.test_rereads_its_data(log, i, test_iter, batch, test_iter * batch,
+                                                 source, records, f"{test_iter * batch / records:.1f}", once)
+
+
+def _lmdb_inputs(net_param):
+    """(source, batch_size, records) of the LMDB Data layers a net (in its NetState) reads."""
+    from ..formats import lmdb_io
+    from ..formats.glog import Glog
+    from .netparam import filter_net
+    try:
+        layers = filter_net(net_param, net_param.state, Glog.silent()).layer
+    except UserError:
+        return []
+    found = []
+    for layer in layers:
+        if (layer.type == "Data" and layer.data_param.backend == caffe_pb2.DataParameter.LMDB
+                and layer.data_param.batch_size > 0):
+            try:
+                env = lmdb_io.open_readonly(layer.data_param.source)
+            except UserError:
+                continue
+            try:
+                records = env.stat()["entries"]
+            finally:
+                lmdb_io.close_readonly(env)
+            found.append((layer.data_param.source, layer.data_param.batch_size, records))
+    return found

@@ -58,6 +58,7 @@ def build(opts, world, log):
         param.weights.append(opts.weights)
     if world.is_root:
         solver_log.initializing_solver(log, prototxt.format_text(param))
+        solver_setup.warn_costly_settings(param, solver_setup.test_nets(param, opts.solver_path), log)
         solver_setup.prepare_snapshot_dir(param)
     if param.random_seed >= 0:
         seed_everything(param.random_seed + world.rank)

@@ -41,7 +41,7 @@ def proto_to_array(blob):
     if len(blob.double_data):
         values = np.asarray(blob.double_data, dtype=np.float64).astype(np.float32)
     else:
-        values = _packed_floats(blob)
+        values = packed_floats(blob)
     n = count(shape)
     if values.size != n:
         raise ValueError(f"blob holds {values.size} values but its shape "
@@ -91,14 +91,15 @@ def _packed_field(number, values):
     return _varint(number << 3 | 2) + _varint(len(raw)) + raw
 
 
-def _packed_floats(blob):
-    """blob.data as float32 without a Python float per value: re-serialise only
+def packed_floats(blob, field="data"):
+    """blob.data (or .diff) as float32 without a Python float per value: re-serialise only
     that field and read its bytes (protobuf always writes repeated floats packed
     in proto2 files with [packed = true], which caffe.proto uses)."""
-    if not len(blob.data):
+    values = getattr(blob, field)
+    if not len(values):
         return np.zeros(0, np.float32)
     only = caffe_pb2.BlobProto()
-    only.data.MergeFrom(blob.data)
+    getattr(only, field).MergeFrom(values)
     raw = only.SerializeToString()
     # tag (1 byte) + varint length, then the floats
     pos = 1

@@ -108,4 +108,19 @@ restarting_data = line("data_layer.cpp:73", "Restarting data prefetching from st
 
 # -- ours (not in Caffe): said plainly, in the same format ------------------------------------
 note = line("train.py:1", "{}")
+# Warnings that save hours: settings Caffe accepts without a word but that waste the run.
+test_rereads_its_data = line(
+    "train.py:2", "Test net #{}: test_iter {} x batch {} = {} images per test, but {} holds {} "
+    "records: every test reads them {} times over; test_iter {} reads each once", "W")
+display_past_max_iter = line(
+    "train.py:3", "display {} is larger than max_iter {}: only iteration 0 will be displayed", "W")
+test_interval_past_max_iter = line(
+    "train.py:4", "test_interval {} is larger than max_iter {}: the nets are tested at iteration "
+    "0 only", "W")
+momentum_at_least_one = line(
+    "train.py:5", "momentum {} is not below 1: the update history grows without bound and "
+    "training diverges; use a value in [0, 1) such as 0.9", "W")
+negative_base_lr = line(
+    "train.py:6", "base_lr {} is negative: every update climbs the loss instead of descending "
+    "it", "W")
 diverged = line("train.py:1", "Iteration {}, loss = {}: training diverged, stopping", "E")

@@ -1,9 +1,12 @@
-"""InnerProduct (inner_product_layer.cpp), Scale (scale_layer.cpp), Bias (bias_layer.cpp).
+"""InnerProduct (inner_product_layer.cpp), Scale (scale_layer.cpp), Bias (bias_layer.cpp),
+Embed (embed_layer.cpp), Parameter (parameter_layer.hpp).
 
 InnerProduct: top = X(M x K) W^T + b with K = count(axis..), weight [N, K] (or
 [K, N] with transpose), constant-0 fillers by default. Scale: y = x * s (+ b),
 s of shape bottom.shape[axis : axis + num_axes] (default [C]), learned with a
 constant-1 default filler, or taken from a second bottom. Bias: y = x + b.
+Embed: top[..., :] = W[int(x)] (+ b), W [input_dim, num_output]; gradients reach
+W and b only. Parameter: its one blob (zeros unless loaded) is its top.
 """
 import torch
 import torch.nn.functional as F
@@ -11,6 +14,7 @@ import torch.nn.functional as F
 from .. import fillers
 from ...shapes import count, shape_string
 from .base import Layer, register
+from .caffe_backward import refuse_gradient
 
 
 
@@ -161,3 +165,55 @@ class Bias(_Broadcast):
         x = bottoms[0]
         b = bottoms[1] if self.two_bottoms else self.weight(0)
         return [x + _broadcast(b, self.axis, x.dim())]
+
+
+@register
+class Embed(Layer):
+    type = "Embed"
+    in_place_ok = False
+
+    def setup(self, bottom_shapes):
+        p = self.param.embed_param
+        self.num_output, self.input_dim = p.num_output, p.input_dim
+        if self.num_output <= 0:
+            raise self.error("num_output must be > 0 (set embed_param { num_output: N })")
+        if self.input_dim <= 0:
+            raise self.error("input_dim must be > 0 (set embed_param { input_dim: K }, the "
+                             "number of distinct indices)")
+        # Transposed from InnerProduct's layout: one row per index.
+        self.make_weight_and_bias((self.input_dim, self.num_output), p)
+
+    def reshape(self, bottom_shapes):
+        return [tuple(bottom_shapes[0]) + (self.num_output,)]
+
+    def forward(self, bottoms):
+        x = bottoms[0]
+        index = x.detach().long()                  # truncates toward 0 like static_cast<int>
+        bad = (index < 0) | (index >= self.input_dim)
+        if bool(bad.any()):
+            raise self.error(f"index {float(x.detach()[bad][0]):g} is out of range for "
+                             f"input_dim {self.input_dim} (0..{self.input_dim - 1})")
+        top = F.embedding(index, self.weight(0))
+        if self.bias_term:
+            top = top + self.weight(1)
+        return [refuse_gradient(self, top, [x], "Caffe cannot backpropagate to the Embed "
+                                "input ('Can't backpropagate to EmbedLayer input.')")]
+
+
+@register
+class Parameter(Layer):
+    type = "Parameter"
+    bottoms = (0, 0)
+
+    def setup(self, bottom_shapes):
+        self.shape = tuple(int(d) for d in self.param.parameter_param.shape.dim)
+        if any(d < 0 for d in self.shape):
+            raise self.error(f"parameter_param shape must not be negative: {self.shape}")
+        # Caffe reshapes the blob without a filler: fresh blob memory is zeros.
+        self.make_blobs([(self.shape, fillers.constant_filler(0))])
+
+    def reshape(self, bottom_shapes):
+        return [self.shape]
+
+    def forward(self, bottoms):
+        return [self.weight(0)]   # the top shares the blob's data and diff

@@ -23,6 +23,11 @@ def register(cls):
     return cls
 
 
+def layer_type_list():
+    """Every supported layer type, sorted (pycaffe's caffe.layer_type_list())."""
+    return sorted(LAYERS)
+
+
 def create_layer(param, phase, where="", logger=None):
     """A new layer of `param.type` (Caffe's LayerRegistry::CreateLayer)."""
     log = logger if logger is not None else Glog.silent()
@@ -31,7 +36,7 @@ def create_layer(param, phase, where="", logger=None):
     if cls is None:
         what = f"unknown layer type '{param.type}'" if param.type else "no layer type given"
         raise UserError(f"{where}layer '{param.name}': {what}; the engine supports "
-                        f"{', '.join(sorted(LAYERS))}")
+                        f"{', '.join(layer_type_list())}")
     layer = cls(param, phase)
     layer.log = log
     return layer

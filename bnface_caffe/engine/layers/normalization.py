@@ -1,4 +1,4 @@
-"""BatchNorm (batch_norm_layer.cpp) and LRN (lrn_layer.cpp).
+"""BatchNorm (batch_norm_layer.cpp), LRN (lrn_layer.cpp) and MVN (mvn_layer.cpp).
 
 BatchNorm keeps Caffe's three blobs: [0] running sum of means, [1] running sum of
 (m/(m-1))-corrected variances, [2] the moving-average normaliser ("scale
@@ -7,6 +7,16 @@ batch statistics and updates blob2 = l*blob2 + 1, blob0 = l*blob0 + mean,
 blob1 = l*blob1 + m/(m-1)*var on every forward. Inference uses s = 1/blob2 (0 when
 blob2 is 0): (x - s*blob0) / sqrt(s*blob1 + eps). The blobs are statistics, never
 learned: their ParamSpecs get lr_mult 0, as Caffe master forces.
+
+MVN subtracts the mean of each item's channel (or of the whole item with
+across_channels) and, with normalize_variance, divides by sqrt(var) + eps (eps
+outside the root). Its backward is Caffe's: (dy - mean(dy) - y * mean(y * dy)) /
+(sqrt(var) + eps), which treats eps as part of the spread; in place, Caffe's
+steps share one diff buffer and give something else, reproduced too (as Caffe
+built with OpenBLAS computes it). The top is 4-D like Caffe's (num, channels,
+height, width), whatever the bottom's axis count up to 4.
+
+LRN in place is refused: Caffe's reads its overwritten input there.
 """
 import torch
 import torch.nn.functional as F
@@ -15,6 +25,7 @@ from ...proto import caffe_pb2
 from .. import fillers
 from ...shapes import shape_string
 from .base import Layer, register
+from .caffe_backward import runs_in_place
 
 
 @register
@@ -100,6 +111,10 @@ class LRN(Layer):
         if self.size % 2 == 0:
             raise self.error(f"local_size must be odd, got {self.size}")
         self.within = p.norm_region == caffe_pb2.LRNParameter.WITHIN_CHANNEL
+        if runs_in_place(self):
+            raise self.error("cannot run in place: Caffe's LRN reads its input after "
+                             "overwriting it (ACROSS_CHANNELS gives scale^(-2 beta), "
+                             "WITHIN_CHANNEL a different gradient); give the top its own name")
 
     def reshape(self, bottom_shapes):
         shape = bottom_shapes[0]
@@ -118,3 +133,56 @@ class LRN(Layer):
         pad = (self.size - 1) // 2
         mean_sq = F.avg_pool2d(x * x, self.size, 1, pad, count_include_pad=True)
         return [x * torch.pow(1 + self.alpha * mean_sq, -self.beta)]
+
+
+class _MVNScaled(torch.autograd.Function):
+    """(x - mean) / (sqrt(var) + eps) over each row, with Caffe's backward formula."""
+
+    @staticmethod
+    def forward(ctx, rows, eps, in_place):
+        centred = rows - rows.mean(1, keepdim=True)
+        spread = torch.sqrt((centred * centred).mean(1, keepdim=True)) + eps
+        top = centred / spread
+        ctx.save_for_backward(top, spread)
+        ctx.in_place = in_place
+        return top
+
+    @staticmethod
+    def backward(ctx, top_diff):
+        top, spread = ctx.saved_tensors
+        dim = top.shape[1]
+        if ctx.in_place:
+            # Caffe's steps with the top diff and the bottom diff in one buffer: the
+            # first product overwrites the top diff, and the last step, axpby(1, diff,
+            # -1/dim, diff), gives -2/dim times the buffer with OpenBLAS (it scales y
+            # before adding x, and x is y): measured on the reference build.
+            ydy = (top * top_diff).sum(1, keepdim=True)
+            buffer = top * ydy
+            buffer = buffer + buffer.sum(1, keepdim=True)
+            return buffer * (-2 / dim) / spread, None, None
+        both = top * (top * top_diff).sum(1, keepdim=True) + top_diff.sum(1, keepdim=True)
+        return (top_diff - both / dim) / spread, None, None
+
+
+@register
+class MVN(Layer):
+    type = "MVN"
+
+    def reshape(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) > 4:
+            raise self.error(f"input must have at most 4 axes (Caffe reads it as num, "
+                             f"channels, height, width), got {shape_string(shape)}")
+        self.top_shape = tuple(shape) + (1,) * (4 - len(shape))
+        return [self.top_shape]
+
+    def forward(self, bottoms):
+        p = self.param.mvn_param
+        x = bottoms[0]
+        n, c = self.top_shape[:2]
+        rows = x.reshape(n if p.across_channels else n * c, -1)
+        if p.normalize_variance:
+            top = _MVNScaled.apply(rows, float(p.eps), runs_in_place(self))
+        else:
+            top = rows - rows.mean(1, keepdim=True)
+        return [top.reshape(self.top_shape)]

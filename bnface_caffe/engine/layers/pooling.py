@@ -1,4 +1,5 @@
-"""Pooling (pooling_layer.cpp): MAX and AVE, Caffe's output size and windows.
+"""Pooling (pooling_layer.cpp): MAX and AVE, Caffe's output size and windows;
+SPP (spp_layer.cpp), a pyramid of such poolings.
 
 Output size: ceil (or floor, round_mode) of (H + 2*pad - k) / stride, plus 1; when a
 pad is set, a last window starting at or beyond H + pad is dropped. MAX keeps the
@@ -11,9 +12,10 @@ explicitly and pools without padding, which is exact too.
 
 import torch
 import torch.nn.functional as F
+from google.protobuf import text_format
 
 from ...proto import caffe_pb2
-from ...shapes import shape_string, pool_output_size
+from ...shapes import count, pool_output_size, shape_string
 from .base import Layer, register
 
 P = caffe_pb2.PoolingParameter
@@ -140,3 +142,69 @@ class Pooling(Layer):
         sums = F.avg_pool2d(xp, self.kernel, self.stride, 0, divisor_override=1)
         sums = sums[:, :, :self.out[0], :self.out[1]]
         return [sums / self.divisor.to(sums.device, sums.dtype)]
+
+
+def spp_level(size, bins):
+    """(kernel, pad) of one SPP level on one axis: windows of ceil(size / bins)
+    cells, stride = kernel, padded so that bins windows span the input."""
+    kernel = -(-size // bins)
+    return kernel, (kernel * bins - size + 1) // 2
+
+
+@register
+class SPP(Layer):
+    """Spatial pyramid pooling: level l pools into about 2^l x 2^l bins; with
+    pyramid_height 1 the top is that one pooling, else the levels flattened per
+    item and concatenated: [N, sum over levels of C * bins_h * bins_w]."""
+    type = "SPP"
+    in_place_ok = False
+
+    def setup(self, bottom_shapes):
+        p = self.param.spp_param
+        self.height = p.pyramid_height
+        if self.height < 1:
+            raise self.error("spp_param { pyramid_height: N } must be at least 1")
+        if p.pool == caffe_pb2.SPPParameter.STOCHASTIC:
+            raise self.error("STOCHASTIC pooling is not supported (Caffe runs it on GPUs only); "
+                             "use MAX or AVE")
+        self.method = "MAX" if p.pool == caffe_pb2.SPPParameter.MAX else "AVE"
+
+    def reshape(self, bottom_shapes):
+        shape = bottom_shapes[0]
+        if len(shape) != 4:
+            raise self.error(f"input must have 4 axes (num, channels, height, width), got "
+                             f"{shape_string(shape)}")
+        n, c, h, w = shape
+        if not h or not w:
+            raise self.error(f"input {shape_string(shape)} has no height or width")
+        self.pools, tops = [], []
+        for level in range(self.height):
+            bins = 2 ** level
+            (kh, ph), (kw, pw) = spp_level(h, bins), spp_level(w, bins)
+            if ph >= kh or pw >= kw:
+                raise self.error(f"pyramid level {level} ({bins}x{bins} bins) of a {h}x{w} input "
+                                 f"needs pad {ph}x{pw} with a {kh}x{kw} window, and Caffe's "
+                                 "Pooling requires pad < kernel; use a smaller pyramid_height "
+                                 "or a larger input")
+            param = text_format.Parse(
+                f"pooling_param {{ pool: {self.method} kernel_h: {kh} kernel_w: {kw} "
+                f"stride_h: {kh} stride_w: {kw} pad_h: {ph} pad_w: {pw} }}",
+                caffe_pb2.LayerParameter(name=self.name, type="Pooling"))
+            pool = Pooling(param, self.phase)
+            pool.log = self.log
+            pool.setup([shape])
+            tops.append(pool.reshape([shape])[0])
+            self.pools.append(pool)
+        if self.height == 1:
+            return [tops[0]]
+        return [(n, sum(count(t, 1) for t in tops))]
+
+    def forward(self, bottoms):
+        x = bottoms[0]
+        outs = []
+        for pool in self.pools:
+            pool.fast = self.fast
+            outs.append(pool.forward([x])[0])
+        if self.height == 1:
+            return outs
+        return [torch.cat([y.reshape(y.shape[0], -1) for y in outs], 1)]

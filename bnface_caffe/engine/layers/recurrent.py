@@ -22,7 +22,7 @@ import torch
 
 from ...proto import caffe_pb2
 from ...shapes import shape_string
-from .base import LAYERS, Layer, register
+from .base import Layer, register
 
 FillerParameter = caffe_pb2.FillerParameter
 
@@ -393,28 +393,3 @@ class _CaffeLinesOnly:
 
     def error(self, where, message):
         self.write("E", where, message)
-
-
-# ---------------------------------------------------------------- the pseudo-loss
-
-class _PseudoLoss(Layer):
-    """Reduction with its defaults (SUM over every axis): all the unrolled nets need,
-    and only for set-up (it never runs). Registered only when no full Reduction
-    layer is; the full one replaces it."""
-    type = "Reduction"
-
-    def setup(self, bottom_shapes):
-        p = self.param.reduction_param
-        if (p.operation != caffe_pb2.ReductionParameter.SUM or p.axis != 0 or p.coeff != 1):
-            raise self.error("only the recurrent layers' pseudo-loss form of Reduction "
-                             "(operation SUM, axis 0, coeff 1) is available in this engine")
-
-    def reshape(self, bottom_shapes):
-        return [()]
-
-    def forward(self, bottoms):
-        return [bottoms[0].sum()]
-
-
-if "Reduction" not in LAYERS:
-    register(_PseudoLoss)

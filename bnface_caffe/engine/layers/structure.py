@@ -5,15 +5,36 @@ Split is the layer Net inserts when a blob feeds several layers; its tops are th
 bottom itself, so autograd adds their gradients as Caffe's Split backward does.
 Eltwise MAX sends the gradient to the bottom that won: bottom 1 on a tie between
 bottoms 0 and 1, otherwise the earliest bottom holding the maximum (Caffe's loop).
+Eltwise PROD with stable_prod_grad: false uses Caffe's top / bottom_i gradient
+(NaN where bottom_i is 0) instead of the product of the other bottoms. Eltwise
+in place is refused: Caffe's computes a wrong result there.
 """
 import torch
 
 from ...proto import caffe_pb2
 from ...shapes import count, shape_string
 from .base import Layer, register
+from .caffe_backward import runs_in_place
 
 Op = caffe_pb2.EltwiseParameter
 
+
+class _QuotientProduct(torch.autograd.Function):
+    """Product of the bottoms whose gradient for bottom i is top / bottom_i * top_diff."""
+
+    @staticmethod
+    def forward(ctx, *bottoms):
+        top = bottoms[0]
+        for x in bottoms[1:]:
+            top = top * x
+        ctx.save_for_backward(top, *bottoms)
+        return top
+
+    @staticmethod
+    def backward(ctx, top_diff):
+        top, *bottoms = ctx.saved_tensors
+        return tuple(top / x * top_diff if need else None
+                     for x, need in zip(bottoms, ctx.needs_input_grad))
 
 
 @register
@@ -23,13 +44,18 @@ class Eltwise(Layer):
 
     def setup(self, bottom_shapes):
         p = self.param.eltwise_param
+        if runs_in_place(self):
+            raise self.error("cannot run in place: Caffe's Eltwise overwrites bottom 0 before "
+                             "reading it (SUM and MAX clear the top first); give the top its "
+                             "own name")
         self.op = p.operation
         self.coeff = list(p.coeff)
         if self.coeff and len(self.coeff) != len(bottom_shapes):
             raise self.error(f"give one coeff per bottom ({len(bottom_shapes)}), got "
                              f"{len(self.coeff)}")
-        if self.coeff and self.op != Op.SUM:
+        if self.coeff and self.op == Op.PROD:  # MAX ignores them, as in Caffe
             raise self.error("coefficients are only allowed for operation: SUM")
+        self.stable_prod_grad = p.stable_prod_grad
 
     def reshape(self, bottom_shapes):
         for i, shape in enumerate(bottom_shapes[1:], 1):
@@ -40,6 +66,8 @@ class Eltwise(Layer):
 
     def forward(self, bottoms):
         if self.op == Op.PROD:
+            if not self.stable_prod_grad and torch.is_grad_enabled():
+                return [_QuotientProduct.apply(*bottoms)]
             top = bottoms[0]
             for x in bottoms[1:]:
                 top = top * x
@@ -63,6 +91,11 @@ class Concat(Layer):
     type = "Concat"
     bottoms = (1, None)
     in_place_ok = False
+
+    def setup(self, bottom_shapes):
+        p = self.param.concat_param
+        if p.HasField("axis") and p.HasField("concat_dim"):
+            raise self.error("give either axis or concat_dim, not both")
 
     def reshape(self, bottom_shapes):
         p = self.param.concat_param
@@ -94,6 +127,11 @@ class Slice(Layer):
     type = "Slice"
     tops = (1, None)
     in_place_ok = False
+
+    def setup(self, bottom_shapes):
+        p = self.param.slice_param
+        if p.HasField("axis") and p.HasField("slice_dim"):
+            raise self.error("give either axis or slice_dim, not both")
 
     def reshape(self, bottom_shapes):
         p = self.param.slice_param
@@ -133,15 +171,15 @@ class Flatten(Layer):
         shape = bottom_shapes[0]
         start = self.axis_of(p.axis, shape)
         end = self.axis_of(p.end_axis, shape)
+        if end < start:
+            raise self.error(f"end_axis {p.end_axis} (axis {end}) comes before axis {p.axis} "
+                             f"(axis {start}) of {shape_string(shape)}")
+        self.start, self.end = start, end
         self.top_shape = shape[:start] + (count(shape, start, end + 1),) + shape[end + 1:]
         return [self.top_shape]
 
     def forward(self, bottoms):
-        x = bottoms[0]
-        p = self.param.flatten_param
-        start = p.axis % x.dim()
-        end = p.end_axis % x.dim()
-        return [x.flatten(start, end)]
+        return [bottoms[0].flatten(self.start, self.end)]
 
 
 @register
@@ -179,7 +217,7 @@ class Reshape(Layer):
                 raise self.error(f"new shape dimension {d} is not allowed (use > 0, 0 or -1)")
         if -1 in dims:
             i = start + dims.index(-1)
-            known = count(shape) and count([d for j, d in enumerate(top) if j != i])
+            known = count([d for j, d in enumerate(top) if j != i])
             if not known or count(shape) % known:
                 raise self.error(f"input count {count(shape)} is not divisible by the product of "
                                  f"the given dimensions ({known})")
