@@ -34,10 +34,16 @@ def test_quick_study_end_to_end_and_a_rerun_of_one_cell(tmp_path):
     for cell in QUICK.cells:
         row = next(line for line in table.splitlines() if line.startswith(f"| {cell.name} |"))
         assert "±" in row and "| 3 |" in row, row
-    assert "## Scale: speed-up and best-accuracy gap" in table and "## Ablations" in table
+    assert "## Scale: speed-up and accuracy gaps" in table and "## Ablations" in table
     rows = list(csv.DictReader(open(out / "table.csv")))
     assert [r["cell"] for r in rows] == [c.name for c in QUICK.cells]
     assert all(r["seeds"] == "3" and r["best_n"] == "3" and r["best_std"] != "" for r in rows)
+    # every run's final weights verified on the 20 held-out people
+    assert all(r["verification_accuracy_n"] == "3" and r["verification_eer_std"] != "" for r in rows)
+    result = json.loads((out / "runs/scale-6-original/seed0/result.json").read_text())
+    verified = next(csv.DictReader(open(out / "runs/scale-6-original/seed0/verification.csv")))
+    assert result["metrics"]["verification_accuracy"] == float(verified["accuracy"])
+    assert result["metrics"]["verification_eer"] == float(verified["eer"])
     runs = list(csv.DictReader(open(out / "runs.csv")))
     assert len(runs) == 3 * len(QUICK.cells)
     for figure in ("speedup.png", "accuracy_gap.png", "ablations.png"):
@@ -50,13 +56,15 @@ def test_quick_study_end_to_end_and_a_rerun_of_one_cell(tmp_path):
     assert list((out / "snapshots" / "scale-6-original").iterdir())   # the final weights
 
     # a seed changes the training order (not the split) and the initial weights
-    orders = {s: (data / f"synthetic-6x10-d0.5-s0-o{s}") for s in (0, 1)}
+    orders = {s: (data / f"synthetic-6x10-d0.5-s0-h20-o{s}") for s in (0, 1)}
     assert (orders[0] / "test.txt").read_text() == (orders[1] / "test.txt").read_text()
     train = [(orders[s] / "train.txt").read_text().splitlines() for s in (0, 1)]
     assert sorted(train[0]) == sorted(train[1]) and train[0] != train[1]
     nets = ["".join(line for line in (out / f"runs/scale-6-multistep/seed{s}/net.prototxt")
                     .read_text().splitlines(True) if not line.startswith("#")) for s in (0, 1)]
     assert "-o0/train_lmdb" in nets[0] and nets[0].replace("-o0/", "-o1/") == nets[1]
+    # the held-out people are the same for every seed
+    assert (orders[0] / "holdout.txt").read_text() == (orders[1] / "holdout.txt").read_text()
     solvers = [(out / f"runs/scale-6-multistep/seed{s}/solver.prototxt").read_text() for s in (0, 1)]
     assert "random_seed: 0" in solvers[0] and "random_seed: 1" in solvers[1]
     losses = [load_run(str(out / f"runs/scale-6-multistep/seed{s}/train.log")).loss_values

@@ -10,7 +10,8 @@ from bnface_caffe.study.aggregate import COLUMNS, summarize
 def result(seed, scale=0.01, **metrics):
     """A run's result.json as the runner writes it (iterations as logged, i.e. scaled)."""
     base = {"to_target": None, "stays_at_target": None, "to_convergence": None, "best": None,
-            "best_at": None, "final": None, "last_test": None, "diverged_at": None}
+            "best_at": None, "final": None, "last_test": None, "diverged_at": None,
+            "verification_accuracy": None, "verification_eer": None}
     base.update(metrics)
     return {"cell": "c", "seed": seed, "scale": scale, "metrics": base}
 
@@ -46,7 +47,8 @@ def test_cell_summaries_in_the_papers_units():
             result(0, to_target=630, best=0.95, final=0.95),
             result(1, to_target=None, best=0.97, final=None, diverged_at=800)]
     s = aggregate.cell_summaries(runs)
-    assert [c.key for c in COLUMNS] == ["to_target", "stays_at_target", "to_convergence", "best", "final"]
+    assert [c.key for c in COLUMNS] == ["to_target", "stays_at_target", "to_convergence", "best",
+                                        "final", "verification_accuracy", "verification_eer"]
     assert s["to_target"].values == (63000.0, 56000.0)          # seed order 0, 2
     assert s["to_target"].mean == 59500 and s["to_target"].missing == 1
     assert s["to_target"].std == pytest.approx(7000 / math.sqrt(2))
@@ -73,6 +75,11 @@ def test_speedup_and_gap_pair_runs_by_seed():
     baseline[2]["metrics"]["last_test"] = 1500
     bound = aggregate.paired(baseline, bn, aggregate.speedup_at_least)
     assert bound.values == (5.0,) and bound.missing == 2
+    # verification accuracy gaps, as the best accuracy's
+    for run, v in zip(baseline + bn, (0.8, 0.9, None, 0.7, 0.85, 0.85, 0.9)):
+        run["metrics"]["verification_accuracy"] = v
+    vgap = aggregate.paired(baseline, bn, aggregate.verification_gap_pp)
+    assert vgap.values == pytest.approx((5.0, -5.0)) and vgap.missing == 1
     # the speed-up compares iterations in the paper's units: different scales cancel out
     assert aggregate.speedup(result(0, scale=0.02, to_target=1800),
                              result(0, scale=0.01, to_target=450)) == 2.0

@@ -30,9 +30,11 @@ def made_up_results():
         runs = []
         for seed in range(3):
             if cell.name == "scale-6-original":
-                m = dict(to_target=[0.8, 1.0, 1.2][seed], best=[0.90, 0.92, 0.94][seed], final=0.9)
+                m = dict(to_target=[0.8, 1.0, 1.2][seed], best=[0.90, 0.92, 0.94][seed], final=0.9,
+                         verification_accuracy=[0.70, 0.80, 0.90][seed], verification_eer=0.1)
             elif cell.name == "scale-6-multistep":
-                m = dict(to_target=[0.4, 0.4, None][seed], best=[0.95, 0.95, 0.95][seed], final=0.95)
+                m = dict(to_target=[0.4, 0.4, None][seed], best=[0.95, 0.95, 0.95][seed], final=0.95,
+                         verification_accuracy=0.85, verification_eer=0.1)
             elif cell.name == "scale-12-original" and seed == 0:   # never reached 80%
                 m = dict(to_target=None, best=0.7, final=0.7, last_test=2.0)
             elif cell.name == "ablation-baseline-lr0.055" and seed == 1:
@@ -49,14 +51,20 @@ def test_markdown_and_csv_tables():
     grouped = made_up_results()
     md = tables.markdown(QUICK, grouped)
     # speed-up at 6 identities, multistep: seeds 0, 1: 80,000/40,000 = 2, 100,000/40,000 = 2.5
-    assert "| 6 | multistep | 2.25× ± 0.35 (2 of 3; 1 undefined) | +3.00 pp ± 2.00 pp | 3 |" in md
+    # best accuracy 95% against 90, 92, 94%: +5, +3, +1 pp; verification 85% against 70, 80,
+    # 90%: +15, +5, −5 pp
+    assert ("| 6 | multistep | 2.25× ± 0.35 (2 of 3; 1 undefined) | +3.00 pp ± 2.00 pp | "
+            "+5.00 pp ± 10.00 pp | 3 |") in md
     # at 12 identities seed 0's baseline never reached 80% by its last test (200,000) while
     # the BN run did at 50,000: more than 4× sooner; seeds 1 and 2: 50,000 / 50,000
     assert ("| 12 | multistep | 1.00× ± 0.00 (2 of 3; 1 undefined); in 1 of 3 only BN reached "
             "80%: > 4.00× |") in md
+    assert "| undefined (3 of 3) | 3 |" in md   # no verification figures at 12 identities
     # the cells: the baseline's iterations to 80% 80,000 100,000 120,000 → 100,000 ± 20,000
     assert ("| scale-6-original | baseline, original | 6 × 10 | 2 | 3 | 100,000 ± 20,000 | "
-            "never stays (3 of 3) | not converged (3 of 3) | 92.00% ± 2.00% | 90.00% ± 0.00% | — |") in md
+            "never stays (3 of 3) | not converged (3 of 3) | 92.00% ± 2.00% | 90.00% ± 0.00% | "
+            "80.00% ± 10.00% | 10.00% ± 0.00% | — |") in md
+    assert "| not verified (3 of 3) | not verified (3 of 3) | — |" in md
     assert "| ablation-baseline-lr0.055 |" in md and "1 of 3, at 20,000 (seed 1)" in md
     # the ablation table pairs seeds with the BN reference's (scale-6-multistep, 0.95 each):
     # −5, −65, −5 → −25 ± 34.64 pp
@@ -98,6 +106,9 @@ def test_figures_plot_the_means_with_their_spread():
     gap = figures.gap_figure(QUICK, grouped).axes[0]
     means = {c.get_label(): list(c.lines[0].get_ydata()) for c in gap.containers}
     assert math.isclose(means["multistep (mean ± std over seeds)"][0], 3.0)   # +3 pp, 6 identities
+    verified = figures.gap_figure(QUICK, grouped).axes[1]
+    means = {c.get_label(): list(c.lines[0].get_ydata()) for c in verified.containers}
+    assert math.isclose(means["multistep (mean ± std over seeds)"][0], 5.0)   # verification
     assert figures.PAPER_SPEEDUP == 64000 / 45000
     assert math.isclose(figures.PAPER_GAP_PP, -3.2)
     bars = figures.ablation_figure(QUICK, grouped)

@@ -14,12 +14,13 @@ import datetime
 import glob
 import json
 import os
+import shutil
 import time
 
 from ..formats.glog import Glog
 from ..study import figures, plan, tables
 from . import options
-from .reproduce import Steps, command_line, cpu_model
+from .reproduce import Steps, command_line, cpu_model, final_snapshot, read_metrics
 
 
 def parser():
@@ -45,9 +46,10 @@ def parser():
 
 def data_folder(data_root, cell_plan, seed):
     """The LMDBs of one data size in one seed's order; shared by every cell of that size."""
+    held = f"-h{cell_plan.holdout_identities}" if cell_plan.holdout_identities else ""
     return os.path.join(data_root, f"synthetic-{cell_plan.identities}x"
                                    f"{cell_plan.images_per_identity}-d{cell_plan.difficulty:g}"
-                                   f"-s{cell_plan.data_seed}-o{seed}")
+                                   f"-s{cell_plan.data_seed}{held}-o{seed}")
 
 
 def rerun_command(args, cell, seed):
@@ -175,7 +177,7 @@ def run_one(steps, args, study, cell, seed, out):
         steps.run(f"building {os.path.basename(data)}", "build_lmdb", "--synthetic", data,
                   "--identities", p.identities, "--images-per-identity", p.images_per_identity,
                   "--difficulty", p.difficulty, "--seed", p.data_seed, "--shuffle-seed", seed,
-                  "--overwrite", "-q")
+                  "--holdout-identities", p.holdout_identities, "--overwrite", "-q")
     else:
         steps.done += 1
     train_images = count_lines(os.path.join(data, "train.txt"))
@@ -197,9 +199,15 @@ def run_one(steps, args, study, cell, seed, out):
     log = os.path.join(folder, "train.log")
     seconds, diverged_at = train(steps, f"{cell.name} seed {seed}: training ({cell.about})",
                                  solver, log, args.gpu)
+    metrics = measure(log, cell.name, study, diverged_at)
+    if p.holdout_identities:
+        if diverged_at is None:
+            metrics.update(verify(steps, args, cell, seed, data, classes, net, solver, out))
+        else:
+            steps.done += 2   # no final weights to verify
     result = {"cell": cell.name, "seed": seed, "config": cell.config(),
               "classes": classes, "train_images": train_images, "test_images": test_images,
-              "scale": scale, "metrics": measure(log, cell.name, study, diverged_at),
+              "scale": scale, "metrics": metrics,
               "seconds": seconds, "torch_threads": torch_threads(),
               "log": os.path.relpath(log, out),
               "command": rerun_command(args, cell, seed),
@@ -211,6 +219,28 @@ def run_one(steps, args, study, cell, seed, out):
     if previous:
         print(f"      {compare_with_previous(previous, result)}", flush=True)
     return result
+
+
+def verify(steps, args, cell, seed, data, classes, train_val, solver, out):
+    """The final weights on the held-out people (tools/verify.py, as `make demo` does): its
+    accuracy (mean and std over the 10 folds) and EER. Its output folder (features of every
+    image) stays beside the weights; the run's folder gets its metrics.csv."""
+    p = cell.plan
+    folder = os.path.dirname(solver)
+    deploy = os.path.join(folder, "deploy.prototxt")
+    steps.run(f"{cell.name} seed {seed}: deploy net", "gen_net", "--deploy",
+              *(["--bn"] if cell.net == "bn" else []), "--num-classes", classes,
+              "--widths", p.widths, "--filler", p.filler, *cell.net_args, "-o", deploy)
+    where = os.path.join(out, "snapshots", cell.name, f"seed{seed}.verification")
+    steps.run(f"{cell.name} seed {seed}: verification on {p.holdout_identities} held-out people",
+              "verify", deploy, final_snapshot(solver), os.path.join(data, "holdout.txt"),
+              "-o", where, "--transform-from", train_val, "--name", cell.name, "-q",
+              *(["--gpu", args.gpu] if args.gpu is not None else []))
+    shutil.copyfile(os.path.join(where, "metrics.csv"), os.path.join(folder, "verification.csv"))
+    figures = read_metrics(where)
+    return {"verification_accuracy": figures["accuracy"],
+            "verification_accuracy_std": figures["accuracy_std"],
+            "verification_eer": figures["eer"]}
 
 
 def read_previous(path, cell):
@@ -320,13 +350,14 @@ def main(argv):
         options.parse_gpus(args.gpu)
     out = args.out or os.path.join("results", study.name)
     os.makedirs(out, exist_ok=True)   # (its snapshots/ are ignored by git: .gitignore)
-    steps = Steps(total=4 * len(cells) * len(seeds))
+    per_run = 6 if any(c.plan.holdout_identities for c in cells) else 4
+    steps = Steps(total=per_run * len(cells) * len(seeds))
     steps.say(describe(study, cells, seeds))
     done = load_results(out, study)[0] if args.skip_done else {}
     for seed in seeds:            # seed by seed: an interrupted study has whole seeds first
         for cell in cells:
             if any(r["seed"] == seed for r in done.get(cell.name, ())):
-                steps.done += 4
+                steps.done += per_run
                 continue
             run_one(steps, args, study, cell, seed, out)
     grouped = write_outputs(out, study)

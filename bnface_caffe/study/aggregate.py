@@ -26,14 +26,17 @@ class Column:
     missing: str    # what an undefined value means for this column
 
 
-# The columns of the study's table, the demo's plus the final accuracy. Held-out
-# verification adds two entries here (and their values in each result's metrics).
+# The columns of the study's table: the demo's, the final accuracy, and the final weights'
+# verification on held-out people (tools/verify.py: 10-fold accuracy and EER). A new column
+# is one entry here and its value in each result's metrics.
 COLUMNS = (
     Column("to_target", "iterations to {target}", "iterations", "not reached"),
     Column("stays_at_target", "stays ≥ {target} from", "iterations", "never stays"),
     Column("to_convergence", "iterations to convergence", "iterations", "not converged"),
     Column("best", "best accuracy", "fraction", "no test"),
     Column("final", "final accuracy", "fraction", "diverged"),
+    Column("verification_accuracy", "verification accuracy", "fraction", "not verified"),
+    Column("verification_eer", "verification EER", "fraction", "not verified"),
 )
 
 
@@ -106,11 +109,17 @@ def speedup_at_least(baseline, bn):
     return round(last / baseline["scale"]) / fast
 
 
-def best_gap_pp(baseline, bn):
-    """BN's best test accuracy minus the baseline's, in percentage points."""
-    if baseline["metrics"].get("best") is None or bn["metrics"].get("best") is None:
-        return None
-    return 100.0 * (bn["metrics"]["best"] - baseline["metrics"]["best"])
+def gap_pp(key):
+    """compare(baseline, bn): BN's value of metrics[key] minus the baseline's, in percentage
+    points; None if either has none."""
+    def compare(baseline, bn):
+        a, b = baseline["metrics"].get(key), bn["metrics"].get(key)
+        return None if a is None or b is None else 100.0 * (b - a)
+    return compare
+
+
+best_gap_pp = gap_pp("best")                                     # test accuracy
+verification_gap_pp = gap_pp("verification_accuracy")            # held-out people
 
 
 def diverged(results):

@@ -19,17 +19,16 @@ def _figure(width=6.4, height=4.0, panels=1):
     return fig, fig.subplots(1, panels, squeeze=False)[0]
 
 
-def _against_classes(study, grouped, pick, ylabel, title, paper_value, level, bounds=False):
-    """A line per BN schedule: pick(speed-up, gap) Summary against identities; with `bounds`,
-    a triangle at each size where only the BN runs reached the target (a lower bound)."""
-    fig, (ax,) = _figure()
-    rows = scale_rows(study, grouped)
-    for i, run in enumerate(dict.fromkeys(r[1] for r in rows)):
+def _against_classes(ax, rows, key, ylabel, title, paper_value, level, bounds=False):
+    """A line per BN schedule: the scale rows' `key` Summary against identities, the paper's
+    run as a star (paper_value None: none); with `bounds`, a triangle where only the BN runs
+    reached the target (a lower bound)."""
+    for i, run in enumerate(dict.fromkeys(r["run"] for r in rows)):
         shift = 1 + 0.04 * (i - 0.5)   # side by side, so both error bars show
-        points = [(classes * shift, pick(speed, gap)) for classes, name, speed, gap, _ in rows
-                  if name == run]
-        lower = [(classes * shift, min(b.values)) for classes, name, _, _, b in rows
-                 if name == run and b.values] if bounds else []
+        mine = [r for r in rows if r["run"] == run]
+        points = [(r["classes"] * shift, r[key]) for r in mine]
+        lower = [(r["classes"] * shift, min(r["bound"].values)) for r in mine
+                 if r["bound"].values] if bounds else []
         if lower:
             ax.scatter([x for x, _ in lower], [y for _, y in lower], marker="^", s=60,
                        facecolors="none", edgecolors=f"C{i}",
@@ -45,29 +44,38 @@ def _against_classes(study, grouped, pick, ylabel, title, paper_value, level, bo
             if s.missing:
                 ax.annotate(f"{len(s.values)} of {s.n}", (x, s.mean), textcoords="offset points",
                             xytext=(6, 6), fontsize=8, color=f"C{i}")
-    ax.scatter([paper.NUM_CLASSES], [paper_value], marker="*", s=140, color="k",
-               label="the paper (multistep, one run)", zorder=3)
+    if paper_value is not None:
+        ax.scatter([paper.NUM_CLASSES], [paper_value], marker="*", s=140, color="k",
+                   label="the paper (multistep, one run)", zorder=3)
     ax.axhline(level, color="0.6", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel("identities (classes)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
-    return fig
 
 
 def speedup_figure(study, grouped):
     t = f"{100 * study.target:g}%"
-    return _against_classes(study, grouped, lambda speed, gap: speed,
-                            f"speed-up to {t} (baseline ÷ BN iterations)",
-                            f"Is BN's speed-up to {t} robust across seeds and scale?",
-                            PAPER_SPEEDUP, 1.0, bounds=True)
+    fig, (ax,) = _figure()
+    _against_classes(ax, scale_rows(study, grouped), "speedup",
+                     f"speed-up to {t} (baseline ÷ BN iterations)",
+                     f"Is BN's speed-up to {t} robust across seeds and scale?",
+                     PAPER_SPEEDUP, 1.0, bounds=True)
+    return fig
 
 
 def gap_figure(study, grouped):
-    return _against_classes(study, grouped, lambda speed, gap: gap,
-                            "best accuracy, BN − baseline (percentage points)",
-                            "Does the final-accuracy gap change with scale?", PAPER_GAP_PP, 0.0)
+    """Two panels: the best test accuracy's gap (the paper's measure) and the held-out
+    verification accuracy's."""
+    fig, axes = _figure(width=11, panels=2)
+    rows = scale_rows(study, grouped)
+    _against_classes(axes[0], rows, "gap", "best test accuracy, BN − baseline (pp)",
+                     "Does the final-accuracy gap change with scale?", PAPER_GAP_PP, 0.0)
+    _against_classes(axes[1], rows, "verification_gap",
+                     "verification accuracy, BN − baseline (pp)",
+                     "... and on held-out people (final weights)", None, 0.0)
+    return fig
 
 
 def ablation_figure(study, grouped):

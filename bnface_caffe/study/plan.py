@@ -25,7 +25,7 @@ from .. import paper
 from ..data.split import test_count
 from ..errors import UserError
 from ..paper_schedules import paper_schedule, scale_iteration
-from ..reproduce_plan import Plan
+from ..reproduce_plan import PLANS, Plan
 
 TEST_FRACTION = 0.1  # build_lmdb's default, used by every cell
 
@@ -122,13 +122,14 @@ def make_study(name, base, scale_identities, extra_identities=(), seeds=(0, 1, 2
 # size, and a size costs in proportion to its identities: 1,000 identities are 54,000 baseline
 # iterations, about 2 hours per seed for their three runs on a quiet 2-core CPU. They are in
 # the plan (`--cells 'scale-1000-*'`), not in the default run.
-DEMO = Plan("study")
+DEMO = dataclasses.replace(PLANS["demo"], name="study")   # with its 40 held-out people
 FULL = make_study("study", DEMO, scale_identities=(50, 200), extra_identities=(1000,))
 
 # The tests' size: the same cells on toy data and 4-wide nets, a few iterations each.
 TOY = dataclasses.replace(DEMO, name="study-quick", images_per_identity=10, original_epochs=2.0,
                           widths="4,4,4,4,4,4,4,8", batch_size=16, test_batch_size=10,
-                          tests_per_original_run=4, display_per_original_run=4)
+                          tests_per_original_run=4, display_per_original_run=4,
+                          holdout_identities=20)   # verify's 10 folds need 20 people
 QUICK = make_study("study-quick", TOY, scale_identities=(6, 12), extra_identities=(18,))
 STUDIES = {"full": FULL, "quick": QUICK}
 
@@ -184,11 +185,16 @@ def solver_shape(cell, train_images=None):
 # for 1,479 BN ones). Only for the estimate printed before a study starts.
 SECONDS_PER_ITERATION = 0.067
 SECONDS_PER_IMAGE_BUILT = 0.0012   # build_lmdb --synthetic, 2 workers
+SECONDS_PER_VERIFIED_IMAGE = 0.002  # tools/verify.py on the held-out people, with its set-up
 
 
 def estimate(cells, seeds):
     """(training iterations, estimated minutes) for these cells × seeds on a quiet 2-core CPU."""
     iterations = sum(solver_shape(c)["max_iter"] for c in cells) * len(seeds)
-    datasets = {(c.plan.identities, c.plan.images_per_identity) for c in cells}
+    datasets = {(c.plan.identities + c.plan.holdout_identities, c.plan.images_per_identity)
+                for c in cells}
     images = sum(n * per for n, per in datasets) * len(seeds)
-    return iterations, (iterations * SECONDS_PER_ITERATION + images * SECONDS_PER_IMAGE_BUILT) / 60
+    verified = sum(c.plan.holdout_identities * c.plan.images_per_identity for c in cells) * len(seeds)
+    seconds = (iterations * SECONDS_PER_ITERATION + images * SECONDS_PER_IMAGE_BUILT
+               + verified * SECONDS_PER_VERIFIED_IMAGE)
+    return iterations, seconds / 60
