@@ -77,7 +77,7 @@ def describe(study, cells, seeds):
     iterations, minutes = plan.estimate(cells, seeds)
     lines += ["", f"{iterations:,} training iterations in all: about {minutes:.0f} minutes on a "
                   f"quiet 2-core CPU ({plan.SECONDS_PER_ITERATION} s per iteration)"]
-    extra = [c for c in study.extra_cells if c not in cells]
+    extra = study.extra_cells if cells == study.cells else ()   # the default selection
     if extra:
         more, more_minutes = plan.estimate(extra, seeds)
         lines.append(f"also in the plan, run only when --cells names them: "
