@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install graphviz caffe-env test demo reproduce lmdb bench bench-gpu proto nets solvers lrplot clean
+.PHONY: install graphviz caffe-env test demo reproduce reference study lmdb bench bench-gpu proto nets solvers lrplot clean
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ demo: $(STAMP)
 # person); GPU=0 trains on that GPU. Hours on a CPU.
 reproduce: $(STAMP)
 	$(PY) tools/reproduce.py reproduce $(if $(DATA),--data $(DATA)) $(if $(GPU),--gpu $(GPU))
+
+# What drives the paper's result: seeds, scale and ablations, 3 seeds per cell (about two
+# hours on a quiet 2-core CPU; `python tools/reproduce.py study --list` shows the plan);
+# STUDY_QUICK=1 is the same pipeline at toy size (seconds). Writes results/study/.
+study: $(STAMP)
+	$(PY) tools/reproduce.py study $(if $(STUDY_QUICK),--quick)
 
 # The built-in faces (or DATA=/path/to/faces) as Caffe LMDBs in data/lmdb/, where the
 # committed prototxt/ point.

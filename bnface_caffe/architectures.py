@@ -3,7 +3,8 @@
 baseline ("original"): 4 blocks of two 3x3 convs (pad 1) + ReLU; 2x2/2 MAX pool after
 blocks 1-3; 7x7 AVE pool after block 4 (-> 1x1xC); Dropout; InnerProduct; softmax.
 bn: BatchNorm + Scale(bias) + ReLU after the first conv of each block; block 2 keeps
-a single conv; no Dropout. The shapes only work out with Caffe's ceil-mode pooling:
+a single conv; no Dropout. `block2_convs` and `dropout` undo either change (the study's
+ablations: which of the BN net's changes does what). The shapes only work out with Caffe's ceil-mode pooling:
 50 -> 25 -> 13 -> 7 -> 1 (floor mode would give 50 -> 25 -> 12 -> 6).
 """
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class NetOptions:
     scale: float = 0.00390625  # 1/256, applied after the mean
     mirror: bool = False
     dropout: float = None  # None: 0.5 for baseline, none for bn; 0 disables
+    block2_convs: int = None  # None: 2 for baseline, 1 for bn (the paper removed one)
     filler: str = "xavier"  # or "msra"
     deploy: bool = False
 
@@ -89,6 +91,9 @@ def build_net(opts):
     dropout = (0.0 if opts.bn else 0.5) if opts.dropout is None else opts.dropout
     if not 0 <= dropout < 1:
         raise UserError(f"--dropout must be in [0, 1), got {dropout}")
+    block2 = (1 if opts.bn else 2) if opts.block2_convs is None else opts.block2_convs
+    if block2 not in (1, 2):
+        raise UserError(f"--block2-convs must be 1 or 2, got {block2}")
 
     net = caffe_pb2.NetParameter(name="bnface_bn" if opts.bn else "bnface_baseline")
     if opts.deploy:
@@ -97,7 +102,8 @@ def build_net(opts):
         _data_layers(net, opts)
     top = "data"
     w = opts.widths
-    blocks = [(1, [w[0], w[1]]), (2, [w[3]] if opts.bn else [w[2], w[3]]),
+    # A single block-2 conv takes the block's output width (w[3]), so what follows is unchanged.
+    blocks = [(1, [w[0], w[1]]), (2, [w[3]] if block2 == 1 else [w[2], w[3]]),
               (3, [w[4], w[5]]), (4, [w[6], w[7]])]
     for block, widths in blocks:
         for i, width in enumerate(widths):

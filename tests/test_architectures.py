@@ -106,6 +106,29 @@ def test_options_widths_filler_dropout():
     assert "Dropout" in types(bn)
 
 
+def test_block2_convs_restores_or_removes_block_2s_second_convolution():
+    # The study's ablation: the BN net with the baseline's two block-2 convolutions.
+    bn2 = build_net(NetOptions(bn=True, block2_convs=2))
+    names = [l.name for l in bn2.layer]
+    assert names[names.index("pool1") + 1:names.index("pool2") + 1] == [
+        "conv2_1", "bn2_1", "scale2_1", "relu2_1", "conv2_2", "relu2_2", "pool2"]
+    assert types(bn2).count("Convolution") == 8 and types(bn2).count("BatchNorm") == 4
+    s = shapes(bn2)
+    assert s["conv2_1"] == (64, 25, 25) and s["conv2_2"] == (128, 25, 25)   # widths 3 and 4
+    assert s["pool2"] == (128, 13, 13) and s["pool4"] == (320, 1, 1)
+    conv = {l.name: l.convolution_param for l in bn2.layer if l.type == "Convolution"}
+    assert not conv["conv2_1"].bias_term and conv["conv2_2"].bias_term  # BN follows only 2_1
+    # and the other way: the baseline with the BN net's single block-2 convolution
+    base1 = build_net(NetOptions(block2_convs=1))
+    assert [l.name for l in base1.layer if l.type == "Convolution"][2] == "conv2"
+    assert shapes(base1)["conv2"] == (128, 25, 25) and "BatchNorm" not in types(base1)
+    # the defaults are the paper's nets
+    assert types(build_net(NetOptions(bn=True, block2_convs=1))) == types(build_net(NetOptions(bn=True)))
+    assert types(build_net(NetOptions(block2_convs=2))) == types(build_net(NetOptions()))
+    with pytest.raises(UserError, match="block2-convs must be 1 or 2, got 3"):
+        build_net(NetOptions(bn=True, block2_convs=3))
+
+
 @pytest.mark.parametrize("text, message", [
     ("32,64,64,128", "needs 8 conv widths"), ("32,64,64,128,96,192,160,0", "positive"),
     ("a,b", "comma-separated integers")])

@@ -35,3 +35,14 @@ def test_values_caffe_would_misuse_are_refused(tmp_path, capsys, flags, fragment
     status, out, err = call_main(gen_net.main, [*flags, "-o", tmp_path / "n.prototxt"], capsys)
     assert_one_line_status(status, err, fragment)
     assert out == "" and not (tmp_path / "n.prototxt").exists()
+
+
+def test_block2_convs_and_dropout_flags_reach_the_net(tmp_path):
+    from bnface_caffe.cli import gen_net
+    out = tmp_path / "bn_ablation.prototxt"
+    assert gen_net.main(["--bn", "--block2-convs", "2", "--dropout", "0.5", "-o", str(out)]) == 0
+    net = prototxt.read_text(str(out), caffe_pb2.NetParameter)
+    kinds = [l.type for l in net.layer]
+    assert kinds.count("Convolution") == 8 and kinds.count("BatchNorm") == 4
+    drop = next(l for l in net.layer if l.type == "Dropout")
+    assert abs(drop.dropout_param.dropout_ratio - 0.5) < 1e-7

@@ -96,6 +96,21 @@ def test_split_and_order_are_reproducible_with_the_seed(tmp_path):
            [k for k, _ in records(tmp_path / "b" / "train_lmdb")]
 
 
+def test_shuffle_seed_changes_the_train_order_only(tmp_path):
+    src = people(tmp_path / "in", counts=(12, 12, 12, 12))
+    for name, shuffle in (("a", 1), ("b", 2)):
+        run(src, tmp_path / name, detect=False, seed=1, shuffle_seed=shuffle)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "test.txt").read_text() == (b / "test.txt").read_text()
+    assert [(k, d.SerializeToString()) for k, d in records(a / "test_lmdb")] == \
+           [(k, d.SerializeToString()) for k, d in records(b / "test_lmdb")]
+    # the same training records (path, label, pixels), in another order
+    def content(folder):
+        return [(k.split("_", 1)[1], d.SerializeToString()) for k, d in records(folder / "train_lmdb")]
+    assert sorted(content(a)) == sorted(content(b)) and content(a) != content(b)
+    assert (a / "mean.binaryproto").read_bytes() == (b / "mean.binaryproto").read_bytes()
+
+
 def test_corrupt_files_are_skipped_counted_and_listed(tmp_path):
     src = people(tmp_path / "in")
     (src / "person 0" / "empty.jpg").write_bytes(b"")

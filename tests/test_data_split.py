@@ -27,3 +27,18 @@ def test_split_is_per_class_seeded_and_shuffled():
     assert (train, test) == split.split(labels, 0.1, seed=5)
     assert (train, test) != split.split(labels, 0.1, seed=6)
     assert train != sorted(train)  # shuffled, as convert_imageset --shuffle
+
+
+def test_shuffle_seed_reorders_the_train_list_only():
+    labels = [c for c in range(5) for _ in range(10)]
+    train, test = split.split(labels, 0.2, seed=3)
+    one, test_one = split.split(labels, 0.2, seed=3, shuffle_seed=1)
+    two, test_two = split.split(labels, 0.2, seed=3, shuffle_seed=2)
+    assert test_one == test_two == test                      # same test records, same order
+    assert sorted(one) == sorted(two) == sorted(train)       # same training members
+    assert len({tuple(train), tuple(one), tuple(two)}) == 3  # three different orders
+    assert split.split(labels, 0.2, seed=3, shuffle_seed=1) == (one, test_one)
+    # the order is the shuffle seed's alone: with no test images every split seed has the
+    # same members, and the shuffled order no longer depends on the split seed
+    assert split.split(labels, 0, seed=4, shuffle_seed=1)[0] == split.split(labels, 0, seed=5, shuffle_seed=1)[0]
+    assert split.split(labels, 0, seed=4)[0] != split.split(labels, 0, seed=5)[0]

@@ -44,6 +44,9 @@ def parser():
                    help="keep N whole people out of training, as 50x50 PNGs in holdout/ and "
                         "holdout.txt, for verification on unseen identities (0)")
     g.add_argument("--seed", type=int, default=0, help="split/shuffle (and synthetic) seed (0)")
+    g.add_argument("--shuffle-seed", type=int,
+                   help="order the train records with this seed instead (same split, same "
+                        "faces, same test records): runs that differ only in data order")
     g = p.add_argument_group("faces")
     g.add_argument("--no-detect", action="store_true", help="no face detection: centre crop "
                    "(inputs already SIZE×SIZE are always used as they are)")
@@ -95,7 +98,7 @@ def build_options(args):
         images_per_identity=args.images_per_identity, difficulty=args.difficulty,
         encode_type=encode, min_images=args.min_images, max_classes=args.max_classes,
         test_fraction=args.test_fraction, holdout_identities=args.holdout_identities,
-        seed=args.seed, detect=not args.no_detect,
+        seed=args.seed, shuffle_seed=args.shuffle_seed, detect=not args.no_detect,
         margin=args.margin, size=args.size, workers=args.workers, overwrite=args.overwrite,
         progress=progress)
 

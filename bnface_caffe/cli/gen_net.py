@@ -27,6 +27,9 @@ def parser():
     p.add_argument("--mirror", action="store_true", help="random horizontal flips in TRAIN")
     p.add_argument("--dropout", type=float, help="dropout ratio before the classifier "
                    "(default 0.5 for the baseline, none for --bn; 0 disables)")
+    p.add_argument("--block2-convs", type=int, choices=(1, 2),
+                   help="convolutions in block 2 (default 2 for the baseline, 1 for --bn: the "
+                        "paper removed one from the BN net; 2 restores it)")
     p.add_argument("--filler", choices=("xavier", "msra"), default=DEFAULTS.filler,
                    help="conv/fc weight filler")
     p.add_argument("-o", "--output", help="output prototxt (default: stdout)")
@@ -44,7 +47,7 @@ def main(argv):
         train_lmdb=args.train_lmdb, test_lmdb=args.test_lmdb,
         mean_file="" if args.no_mean or args.mean_value is not None else args.mean_file,
         mean_value=args.mean_value, scale=options.pixel_scale(args, p.prog), mirror=args.mirror,
-        dropout=args.dropout, filler=args.filler)
+        dropout=args.dropout, block2_convs=args.block2_convs, filler=args.filler)
     net = build_net(opts)
     about = f"The paper's {'BN' if args.bn else 'baseline'} net ({'deploy' if args.deploy else 'train_val'})"
     write_generated(net, about, "gen_net", argv, args.output)

@@ -30,7 +30,9 @@ TOOLS = {"build_lmdb": build_lmdb, "gen_net": gen_net, "gen_solver": gen_solver,
 
 def parser():
     p = argparse.ArgumentParser(description=__doc__.split(": ", 1)[1].split("\n\n")[0])
-    p.add_argument("plan", choices=sorted(PLANS), help="demo, fast (CI) or reproduce")
+    p.add_argument("plan", choices=sorted(PLANS) + ["study"],
+                   help="demo, fast (CI), reproduce or candidates; or study: seeds, scale and "
+                        "ablations (`study --help` for its options)")
     p.add_argument("--data", help="a real face folder (one sub-folder per person) instead of "
                                   "the built-in synthetic identities")
     p.add_argument("--gpu", help="train on this GPU id (default: CPU)")
@@ -164,6 +166,9 @@ def count_lines(path):
 
 
 def main(argv):
+    if argv and argv[0] == "study":   # its own options and runner (reproduce_study.py)
+        from . import reproduce_study
+        return reproduce_study.main(argv[1:])
     args = parser().parse_args(argv)
     plan = apply_overrides(PLANS[args.plan], args.set)
     if args.gpu is not None:

@@ -41,6 +41,7 @@ class Options:
     test_fraction: float = 0.1
     holdout_identities: int = 0   # whole people kept out for verification (holdout/)
     seed: int = 0
+    shuffle_seed: int = None      # order of the train records only (None: from seed)
     detect: bool = True
     margin: float = 0.2
     size: int = 50
@@ -169,7 +170,8 @@ def _build_into(tmp, items, opts):
     labels = np.full(len(items), -1, np.int64)
     for i in ok:
         labels[i] = label_of[items[i][1]]
-    positions, test_positions = split.split(labels[ok], opts.test_fraction, opts.seed)
+    positions, test_positions = split.split(labels[ok], opts.test_fraction, opts.seed,
+                                              opts.shuffle_seed)
     train = [ok[p] for p in positions]
     test = [ok[p] for p in test_positions]
     resizes = pack.write_lmdb(os.path.join(tmp, "train_lmdb"), train, paths, labels, store,

@@ -2,7 +2,9 @@
 
 Every kept class keeps at least one training image, so each test class is also a training
 class (closed-set classification, as in the paper). Orders within train and test are
-shuffled with the seed, as convert_imageset --shuffle would (but reproducibly).
+shuffled with the seed, as convert_imageset --shuffle would (but reproducibly). A separate
+shuffle seed reorders the training records alone: the same split in another order, so runs
+that differ only in data order test on the same people and images.
 """
 from collections import Counter
 
@@ -27,8 +29,10 @@ def test_count(n, fraction):
     return min(n - 1, int(n * fraction + 0.5))
 
 
-def split(labels, fraction, seed):
-    """Indices into `labels` for (train, test), split per class and each list shuffled."""
+def split(labels, fraction, seed, shuffle_seed=None):
+    """Indices into `labels` for (train, test), split per class and each list shuffled.
+    With `shuffle_seed`, the train list (same members) is in that seed's order instead;
+    the test list is unchanged."""
     labels = np.asarray(labels)
     rng = np.random.default_rng([seed, 7])
     train, test = [], []
@@ -43,4 +47,7 @@ def split(labels, fraction, seed):
         train.extend(members[n_test:].tolist())
     train = [train[i] for i in rng.permutation(len(train))]
     test = [test[i] for i in rng.permutation(len(test))]
+    if shuffle_seed is not None:
+        train = sorted(train)  # the order must not depend on `seed` at all
+        train = [train[i] for i in np.random.default_rng([shuffle_seed, 8]).permutation(len(train))]
     return train, test
