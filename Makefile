@@ -52,8 +52,8 @@ demo: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) tools/reproduce.py reproduce $(if $(DATA),--data $(DATA)) $(if $(GPU),--gpu $(GPU))
 
-# What drives the paper's result: seeds, scale and ablations, 3 seeds per cell (about two
-# hours on a quiet 2-core CPU; `python tools/reproduce.py study --list` shows the plan);
+# What drives the paper's result: seeds, scale and ablations, 3 seeds per cell (about 80 minutes
+# on a quiet 2-core CPU; `python tools/reproduce.py study --list` shows the plan);
 # STUDY_QUICK=1 is the same pipeline at toy size (seconds). Writes results/study/.
 study: $(STAMP)
 	$(PY) tools/reproduce.py study $(if $(STUDY_QUICK),--quick)

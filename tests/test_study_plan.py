@@ -76,8 +76,8 @@ def test_the_full_study_asks_the_issues_questions():
     cells = {c.name: c for c in FULL.all_cells}
     assert FULL.seeds == (0, 1, 2) and FULL.target == 0.80
     scale = [c for c in FULL.cells if c.question == "scale"]
-    assert sorted({c.classes for c in scale}) == [50, 200]
-    assert sorted({c.classes for c in FULL.extra_cells}) == [1000]
+    assert sorted({c.classes for c in scale}) == [50, 100]
+    assert sorted({c.classes for c in FULL.extra_cells}) == [200, 1000]
     assert {(c.net, c.schedule) for c in scale} == {("baseline", "original"), ("bn", "multistep"),
                                                     ("bn", "early_drop")}
     # fixed images per identity and epochs across sizes; only the number of classes changes
@@ -115,10 +115,10 @@ def test_ablation_flags_make_the_intended_net(tmp_path, name, convs, dropout):
 
 def test_full_study_fits_the_budget_and_quick_is_a_toy():
     iterations, minutes = plan.estimate(FULL.cells, FULL.seeds)
-    # per seed: 50 identities 2,700 + 2 × 1,479; 200: 10,800 + 2 × 5,914; the ablations
-    # 3 × 1,479 + 2,700
-    assert iterations == 3 * (2700 + 2 * 1479 + 10800 + 2 * 5914 + 3 * 1479 + 2700) == 106269
-    assert minutes <= 150
+    # per seed: 50 identities 2,700 + 2 × 1,479; 100: 14,400 images / 64 × 24 epochs = 5,400
+    # + 2 × 2,957 (230/420 of it); the ablations 3 × 1,479 + 2,700
+    assert iterations == 3 * (2700 + 2 * 1479 + 5400 + 2 * 2957 + 3 * 1479 + 2700) == 72327
+    assert minutes <= 90
     assert plan.estimate(QUICK.cells, QUICK.seeds)[0] < 300
     def kinds(study):   # the same kinds of cell, at other sizes
         return {(c.question, c.net, c.schedule, c.net_args) for c in study.cells}

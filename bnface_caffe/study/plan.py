@@ -110,8 +110,9 @@ def make_study(name, base, scale_identities, extra_identities=(), seeds=(0, 1, 2
 
 
 # The full study: the demo's data per identity, nets and length (160 images per identity,
-# 144 of them for training; the original schedule spans 24 epochs), at 50 and 200
-# identities, 3 seeds; the ablations at 50 (the demo itself), sharing its two reference cells.
+# 144 of them for training; the original schedule spans 24 epochs), at 50 and 100
+# identities, 3 seeds (about 80 minutes on a quiet 2-core CPU; 200 identities would add
+# about 70 more, so they are a size run on request, like 1,000); the ablations at 50 (the demo itself), sharing its two reference cells.
 # Why not fewer images or epochs at more identities: the baseline (no BN) stays at chance
 # until each identity has been seen a few hundred times (demo: it left chance after ~250
 # iterations = 320 presentations per identity) and reached 80% after 900 iterations = 1,152
@@ -120,10 +121,10 @@ def make_study(name, base, scale_identities, extra_identities=(), seeds=(0, 1, 2
 # at 1,000 it was at 0.25% at the drop (iteration 3,214), 0.2% at its last test (3,600). So
 # presentations per identity (epochs × training images) must stay at the demo's at every
 # size, and a size costs in proportion to its identities: 1,000 identities are 54,000 baseline
-# iterations, about 2 hours per seed for their three runs on a quiet 2-core CPU. They are in
-# the plan (`--cells 'scale-1000-*'`), not in the default run.
+# iterations, about 2 hours per seed for their three runs on a quiet 2-core CPU. They and the
+# 200-identity size are in the plan (`--cells 'scale-200-*'`), not in the default run.
 DEMO = dataclasses.replace(PLANS["demo"], name="study")   # with its 40 held-out people
-FULL = make_study("study", DEMO, scale_identities=(50, 200), extra_identities=(1000,))
+FULL = make_study("study", DEMO, scale_identities=(50, 100), extra_identities=(200, 1000))
 
 # The tests' size: the same cells on toy data and 4-wide nets, a few iterations each.
 TOY = dataclasses.replace(DEMO, name="study-quick", images_per_identity=10, original_epochs=2.0,
@@ -183,7 +184,7 @@ def solver_shape(cell, train_images=None):
 # (a tenth of the images, 60 tests per original run), on a quiet 2-core CPU: the reference
 # demo run (results/reference/demo/run.json: 173.0 s for 2,700 baseline iterations, 101.6 s
 # for 1,479 BN ones). Only for the estimate printed before a study starts.
-SECONDS_PER_ITERATION = 0.067
+SECONDS_PER_ITERATION = 0.061   # the demo's BN net, measured 2026-12-01 (engine after issue 15)
 SECONDS_PER_IMAGE_BUILT = 0.0012   # build_lmdb --synthetic, 2 workers
 SECONDS_PER_VERIFIED_IMAGE = 0.002  # tools/verify.py on the held-out people, with its set-up
 
