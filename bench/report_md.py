@@ -354,6 +354,35 @@ def lmdb_lines(lmdb):
         f"images) | {lmdb['build_synthetic_default_s']:.1f} s | — |"]
 
 
+def long_run_lines(r):
+    if r is None:
+        return ["", "## Memory over a long run (bench/bench_long_run.py)", "",
+                "Not measured yet: run `python bench/run_all.py` without --skip-long-run."]
+    return [
+        "",
+        "## Memory over a long run (bench/bench_long_run.py)",
+        "",
+        f"Measured on {r['date']} ({r['machine']}). The {r['net']} net at 4-wide convolutions, "
+        f"batch {r['batch']}, mirror on, {r['iterations']:,} iterations in one process: display "
+        "every 100, a test every 1,000, a snapshot with its resume sidecar every 2,000 "
+        "(--keep-snapshots 2), a --log file; RSS sampled every 1,000 iterations "
+        f"({r['seconds']:.0f} s, {r['threads']} torch thread(s), log {r['log_mib']} MiB).",
+        "",
+        "| | at iteration " + f"{r['start_iter']:,} | at iteration {r['iterations'] // 2:,} "
+        f"| at iteration {r['iterations']:,} | after train() returned |",
+        "|---|---:|---:|---:|---:|",
+        f"| RSS | {r['rss_start_mib']:.1f} MiB | {r['rss_half_mib']:.1f} MiB "
+        f"| {r['rss_end_mib']:.1f} MiB | {r['rss_after_mib']:.1f} MiB |",
+        f"| peak RSS | {r['peak_start_mib']:.1f} MiB | | {r['peak_end_mib']:.1f} MiB | |",
+        f"| Python objects | {r['objects_start']:,} | | {r['objects_end']:,} | |",
+        f"| threads | {r['threads_start']} | | {r['threads_end']} | {r['threads_after']} |",
+        "",
+        f"Growth over the second half: {r['rss_growth_second_half_mib']:+.1f} MiB of RSS. "
+        "Every sample (iteration: MiB): " + ", ".join(f"{s['iter']:,}: {s['rss_mib']:.1f}"
+                                                     for s in r["samples"][:-1]) + ".",
+    ]
+
+
 def markdown(cpu, gpu=None, root=".", demo=None):
     """The whole of BENCHMARKS.md."""
     m = cpu["machine"]
@@ -432,9 +461,10 @@ def markdown(cpu, gpu=None, root=".", demo=None):
                 "up). `bench/gpu.sh` runs the CUDA tests and the GPU rows (both nets, faithful "
                 "and fast, batch 128) in under 8 minutes and rewrites this file with them."]
     out += ["", "## LMDB (bench/bench_lmdb.py)", ""] + lmdb_lines(cpu.get("lmdb"))
+    out += long_run_lines(cpu.get("long_run"))
     if demo:
         out += ["", "## `make demo`", "",
-                f"The last recorded demo (results/demo/run.json, {demo['date']}): "
+                f"The recorded demo (results/reference/demo/run.json, {demo['date']}): "
                 f"{demo.get('minutes', '?')} minutes for the five runs on "
                 f"{demo['machine'].get('cpu', 'this machine')} ({demo['machine']['cpus']} cores)."]
     return "\n".join(out) + "\n"

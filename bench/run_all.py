@@ -24,6 +24,7 @@ import common  # noqa: E402
 import report_md  # noqa: E402
 
 ROOT = common.ROOT
+LONG_RUN_RECORD = os.path.join(ROOT, "results", "bench", "long_run.json")
 RESULTS = os.path.join(HERE, "results")
 FIGURES = os.path.join(HERE, "figures")
 
@@ -47,6 +48,25 @@ def relative_figures(scaling):
     return scaling
 
 
+def long_run(skip):
+    """bench_long_run.py's figures (run now, or the last recorded ones with `skip`)."""
+    if skip:
+        return json.load(open(LONG_RUN_RECORD)) if os.path.exists(LONG_RUN_RECORD) else None
+    cmd_prefix = ["nice"] if os.name == "posix" else []
+    print("running nice bench_long_run.py (several minutes)", file=sys.stderr, flush=True)
+    out = subprocess.run(cmd_prefix + [sys.executable, os.path.join(HERE, "bench_long_run.py"),
+                                       "--json"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                         check=True).stdout
+    result = json.loads(out[out.index("{"):])
+    result["date"] = datetime.date.today().isoformat()
+    result["machine"] = report_md.machine_line(common.machine())
+    os.makedirs(os.path.dirname(LONG_RUN_RECORD), exist_ok=True)
+    with open(LONG_RUN_RECORD, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    return result
+
+
 def run_cpu(args):
     started = time.time()
     caffe = common.find_caffe(args.caffe)
@@ -67,6 +87,7 @@ def run_cpu(args):
     out["fidelity"] = bench("bench_fidelity.py", *caffe_args)
     out["scaling"] = relative_figures(bench("bench_scaling.py", "--figures", FIGURES, *clock))
     out["lmdb"] = bench("bench_lmdb.py")
+    out["long_run"] = long_run(args.skip_long_run)
     out["load_end"] = common.load_average()
     out["minutes"] = (time.time() - started) / 60
     return out
@@ -119,7 +140,7 @@ def write(path):
     cpu, gpu = load("cpu"), load("gpu")
     if cpu is None:
         raise SystemExit("no recorded CPU figures (bench/results/cpu.json): run `make bench` first")
-    demo_info = os.path.join(ROOT, "results", "demo", "run.json")
+    demo_info = os.path.join(ROOT, "results", "reference", "demo", "run.json")
     demo = json.load(open(demo_info)) if os.path.exists(demo_info) else None
     with open(path, "w") as f:
         f.write(report_md.markdown(cpu, gpu, ROOT, demo))
@@ -133,6 +154,9 @@ def main(argv=None):
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     p.add_argument("--gpu", help="measure the GPU rows on this CUDA device (not the CPU ones)")
     p.add_argument("--tests-summary", help="a file whose last line is the CUDA tests' summary")
+    p.add_argument("--skip-long-run", action="store_true",
+                   help="skip the 20,000-iteration memory benchmark (several minutes); "
+                        "BENCHMARKS.md then shows its last recorded figures")
     p.add_argument("--write-only", action="store_true",
                    help="render BENCHMARKS.md from bench/results/*.json without measuring")
     args = p.parse_args(argv)

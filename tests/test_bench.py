@@ -134,3 +134,12 @@ def test_goal_lines_from_given_figures():
     assert "faithful 2.25×, fast 3.75× | **yes** |" in lines
     assert "max 2.0e-05 | **yes** |" in lines
     assert "not measured: no GPU in the session that wrote this file | — |" in lines
+
+
+def test_long_run_section_from_the_recorded_figures():
+    record = json.load(open(os.path.join(common.ROOT, "results", "bench", "long_run.json")))
+    text = "\n".join(report_md.long_run_lines(record))
+    assert f"{record['iterations']:,} iterations in one process" in text
+    assert f"| RSS | {record['rss_start_mib']:.1f} MiB" in text
+    assert f"{record['rss_growth_second_half_mib']:+.1f} MiB" in text
+    assert "Not measured yet" in "\n".join(report_md.long_run_lines(None))
