@@ -71,15 +71,9 @@ def paper_widths(fraction):
 def input_net_param(bn, batch, classes=CLASSES, widths=PAPER_WIDTHS):
     """The generated train net with its Data layers replaced by an Input layer of the same
     shapes (data [batch,1,50,50], label [batch]): what the step benchmarks run."""
-    from bnface_caffe.architectures import NetOptions, build_net
+    from bnface_caffe.architectures import NetOptions, build_net, fed_by_input
     p = build_net(NetOptions(bn=bn, num_classes=classes, widths=tuple(widths)))
-    layers = [layer for layer in p.layer if layer.type != "Data"]
-    del p.layer[:]
-    data = p.layer.add(name="data", type="Input", top=["data", "label"])
-    data.input_param.shape.add(dim=[batch, 1, 50, 50])
-    data.input_param.shape.add(dim=[batch])
-    p.layer.extend(layers)
-    return p
+    return fed_by_input(p, batch)
 
 
 def engine_step(net_param, device, fast, batch, classes, seed=0, compile=False):

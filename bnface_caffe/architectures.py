@@ -136,6 +136,18 @@ def build_net(opts):
     return net
 
 
+def fed_by_input(train_net, batch, size=INPUT_SIZE):
+    """The train net with its Data layers replaced by one Input layer of the same tops
+    (data [batch, 1, size, size], label [batch]): a net that benchmarks and tests feed directly."""
+    layers = [layer for layer in train_net.layer if layer.type != "Data"]
+    del train_net.layer[:]
+    data = train_net.layer.add(name="data", type="Input", top=["data", "label"])
+    data.input_param.shape.add(dim=[batch, 1, size, size])
+    data.input_param.shape.add(dim=[batch])
+    train_net.layer.extend(layers)
+    return train_net
+
+
 def _layer(net, name, type_, bottom, top):
     return net.layer.add(name=name, type=type_, bottom=bottom, top=top)
 

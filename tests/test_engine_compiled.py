@@ -7,7 +7,7 @@ code generation: seconds instead of minutes); inductor is timed in bench/bench_n
 import pytest
 import torch
 
-from bnface_caffe.architectures import NetOptions, build_net
+from bnface_caffe.architectures import NetOptions, build_net, fed_by_input
 from bnface_caffe.engine import Net, compiled
 from bnface_caffe.proto import caffe_pb2
 from engine_util import captured_log, messages
@@ -17,13 +17,7 @@ TOY_WIDTHS = (2, 4, 4, 4, 4, 4, 4, 8)
 
 def toy_param(bn, batch=4, classes=6):
     p = build_net(NetOptions(bn=bn, num_classes=classes, widths=TOY_WIDTHS))
-    layers = [layer for layer in p.layer if layer.type != "Data"]
-    del p.layer[:]
-    data = p.layer.add(name="data", type="Input", top=["data", "label"])
-    data.input_param.shape.add(dim=[batch, 1, 50, 50])
-    data.input_param.shape.add(dim=[batch])
-    p.layer.extend(layers)
-    return p
+    return fed_by_input(p, batch)
 
 
 @pytest.fixture

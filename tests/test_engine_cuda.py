@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from bnface_caffe.architectures import NetOptions, build_net
+from bnface_caffe.architectures import NetOptions, build_net, fed_by_input
 from bnface_caffe.engine import Net, compiled, precision
 from bnface_caffe.engine.solver import Solver
 from bnface_caffe.engine.train import TrainOptions, train
@@ -23,13 +23,7 @@ TOY_WIDTHS = (8, 16, 16, 16, 16, 16, 16, 32)
 
 def toy_param(bn, batch=16, classes=8):
     p = build_net(NetOptions(bn=bn, num_classes=classes, widths=TOY_WIDTHS, filler="msra"))
-    layers = [layer for layer in p.layer if layer.type != "Data"]
-    del p.layer[:]
-    data = p.layer.add(name="data", type="Input", top=["data", "label"])
-    data.input_param.shape.add(dim=[batch, 1, 50, 50])
-    data.input_param.shape.add(dim=[batch])
-    p.layer.extend(layers)
-    return p
+    return fed_by_input(p, batch)
 
 
 def one_pass(device, bn=True, fast=False, compile=False):

@@ -12,6 +12,7 @@ from bnface_caffe.engine.solver import Solver
 from bnface_caffe.errors import UserError
 from bnface_caffe.proto import caffe_pb2
 from engine_util import net_param
+from pycaffe_util import caffe_modules_restored  # noqa: F401 (a fixture)
 
 LAYERS = '''
 import numpy as np
@@ -107,17 +108,11 @@ class NotALayer:
 
 
 @pytest.fixture(autouse=True)
-def layers_module(tmp_path, monkeypatch):
+def layers_module(tmp_path, monkeypatch, caffe_modules_restored):
     """pylayers_t.py on sys.path; `import caffe` aliases removed again afterwards."""
     (tmp_path / "pylayers_t.py").write_text(LAYERS)
     monkeypatch.syspath_prepend(str(tmp_path))
-    saved = {k: v for k, v in sys.modules.items() if k == "caffe" or k.startswith("caffe.")}
-    meta = list(sys.meta_path)
     yield
-    for k in [k for k in sys.modules if k == "caffe" or k.startswith("caffe.")]:
-        del sys.modules[k]
-    sys.modules.update(saved)
-    sys.meta_path[:] = meta
     sys.modules.pop("pylayers_t", None)
 
 

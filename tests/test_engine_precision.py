@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bnface_caffe.architectures import NetOptions, build_net
+from bnface_caffe.architectures import NetOptions, build_net, fed_by_input
 from bnface_caffe.engine import Net, host_memory, precision
 from bnface_caffe.engine.solver import Solver
 from bnface_caffe.proto import caffe_pb2
@@ -19,13 +19,7 @@ TOY_WIDTHS = (8, 16, 16, 16, 16, 16, 16, 32)
 
 def toy_param(bn, batch, classes):
     p = build_net(NetOptions(bn=bn, num_classes=classes, widths=TOY_WIDTHS, filler="msra"))
-    layers = [layer for layer in p.layer if layer.type != "Data"]
-    del p.layer[:]
-    data = p.layer.add(name="data", type="Input", top=["data", "label"])
-    data.input_param.shape.add(dim=[batch, 1, 50, 50])
-    data.input_param.shape.add(dim=[batch])
-    p.layer.extend(layers)
-    return p
+    return fed_by_input(p, batch)
 
 
 @pytest.mark.parametrize("bf16", ["1", "0"], ids=["bf16-if-the-cpu-has-it", "float32"])
