@@ -43,7 +43,7 @@ $(CAFFE_VENV)/.installed: pyproject.toml setup.py constraints.txt constraints-ca
 	touch $@
 
 # The main job: the paper's five runs on the built-in synthetic identities, on the CPU
-# (about 13 minutes on 2 cores); DEMO_FAST=1 is the same pipeline in about a minute.
+# (about 11 minutes on 2 cores); DEMO_FAST=1 is the same pipeline in about a minute.
 demo: $(STAMP)
 	$(PY) tools/reproduce.py $(if $(DEMO_FAST),fast,demo)
 
