@@ -163,6 +163,24 @@ def test_forward_backward_match_a_hand_written_torch_computation():
     assert all(not p.diff.any() for p in net.learnable_params)
 
 
+def test_a_net_without_learnable_parameters_runs_and_clears_nothing():
+    # Input -> EuclideanLoss: no parameter anywhere, as Caffe's loss-layer tests build it.
+    # loss = sum((a - b)^2) / (2N); d loss / d a = (a - b) / N; clearing no diffs is a no-op.
+    net, _ = build("""
+layer { name: "in" type: "Input" top: "a" top: "b"
+  input_param { shape { dim: 2 dim: 3 } shape { dim: 2 dim: 3 } } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "a" bottom: "b" top: "loss" }
+""")
+    assert net.learnable_params == []
+    a = torch.tensor([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]])
+    b = torch.tensor([[0.0, 2.0, 1.0], [1.0, 1.0, 0.5]])
+    net.set_input("a", a)
+    net.set_input("b", b)
+    net.clear_param_diffs()
+    assert net.forward_backward() == pytest.approx((1 + 4 + 1 + 4) / (2 * 2))
+    net.clear_param_diffs()
+
+
 def test_layerwise_timing_pass_gives_the_same_gradients():
     text = TINY.replace('layer { name: "relu"', '''
 layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv"

@@ -224,7 +224,9 @@ class Net:
             node.layer.close()
 
     def clear_param_diffs(self):
-        torch._foreach_zero_([p.diff for p in self.learnable_params])
+        diffs = [p.diff for p in self.learnable_params]
+        if diffs:   # torch's foreach kernels refuse an empty list (a net of loss layers only)
+            torch._foreach_zero_(diffs)
 
     def outputs(self):
         return [(name, self.blob(name)) for name in self.output_names]
