@@ -236,3 +236,12 @@ def test_fused_sgd_only_where_it_is_caffes_update():
     net = ParamsOnly([1.0])
     solver, _ = run(solver_param(momentum=0.9, snapshot_diff=True), net, [0.5], 2)
     assert float(net.learnable_params[0].diff) == pytest.approx(float(solver.history[0]))
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Nesterov", "Adam"])
+def test_a_net_without_parameters_still_counts_its_iterations(kind):
+    # Caffe's ApplyUpdate loops over no parameters: the rate is computed, iter advances
+    solver = Solver(solver_param(type=kind, momentum=0.9), ParamsOnly([]))
+    assert solver.apply_update() == pytest.approx(0.1)
+    solver.apply_update()
+    assert solver.iter == 2

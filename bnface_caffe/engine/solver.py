@@ -59,6 +59,9 @@ class Solver:
         if display_now:
             solver_log.lr_line(self.log, self.iter, rate)
         datas, diffs = self.datas, self.diffs
+        if not datas:   # nothing to learn: Caffe's loops run zero times (foreach kernels refuse [])
+            self.iter += 1
+            return rate
         clipped = updates.clip_gradients(diffs, self.param.clip_gradients)
         if clipped:
             solver_log.clipping(self.log, *clipped, self.param.clip_gradients)
