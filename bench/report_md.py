@@ -262,7 +262,7 @@ def accuracy_lines(root):
     if not faithful or not fast:
         return [f"Not recorded yet: run `python tools/reproduce.py demo --runs {FAST_MODE_RUNS} --out "
                 f"{FAST_RUNS}/faithful` and the same with `--fast --out {FAST_RUNS}/fast`."]
-    (a, ia), (b, ib) = faithful, fast
+    (a, ia), (b, _) = faithful, fast
 
     def its(row):
         v = row.get("iterations_to_target")
@@ -390,6 +390,8 @@ def markdown(cpu, gpu=None, root=".", demo=None):
            + (f", GPU rows by bench/gpu.sh on {gpu['date']} (bench/results/gpu.json)." if gpu
               else "."),
            f"Machine: {machine_line(m)}.",
+           *([f"Incomplete: the run was stopped before it measured {', '.join(cpu['missing'])}."]
+             if cpu.get("missing") else []),
            f"Load average (1 min) {cpu.get('load_start', float('nan')):.2f} at the start and "
            f"{cpu.get('load_end', float('nan')):.2f} at the end, on {m['cores']} cores: figures "
            "taken under load are low; rerun `make bench` on a quiet machine.",

@@ -68,6 +68,8 @@ def long_run(skip):
 
 
 def run_cpu(args):
+    """Every CPU benchmark, most telling first; the record is saved after each one, so an
+    interrupted run keeps what it measured (marked incomplete in BENCHMARKS.md)."""
     started = time.time()
     caffe = common.find_caffe(args.caffe)
     caffe_args = ["--caffe", caffe] if caffe else []
@@ -75,21 +77,30 @@ def run_cpu(args):
     out = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
            "machine": common.machine(), "load_start": common.load_average(),
            "clock": args.clock, "threads": os.cpu_count(), "caffe": caffe}
-    out["peak"] = bench("peak.py", *clock)
-    out["peak_1thread"] = bench("peak.py", "--threads", "1", *clock)
-    out["net"] = bench("bench_net.py", *clock)
-    # one core, CPU time: a figure that load on the other core barely moves
-    out["net_1thread"] = bench("bench_net.py", "--threads", "1", "--clock", "cpu", "--rounds", "4")
-    out["compile"] = bench("bench_net.py", "--compile", "--net", "bn", "--rounds", "3", *clock)
-    out["train"] = bench("bench_train.py", *caffe_args)
-    out["profile"] = (bench("profile_net.py", *clock)
-                      + bench("profile_net.py", "--nets", "bn", "--mode", "fast", *clock))
-    out["fidelity"] = bench("bench_fidelity.py", *caffe_args)
-    out["scaling"] = relative_figures(bench("bench_scaling.py", "--figures", FIGURES, *clock))
-    out["lmdb"] = bench("bench_lmdb.py")
-    out["long_run"] = long_run(args.skip_long_run)
-    out["load_end"] = common.load_average()
-    out["minutes"] = (time.time() - started) / 60
+    parts = [
+        ("peak", lambda: bench("peak.py", *clock)),
+        ("net", lambda: bench("bench_net.py", *clock)),
+        ("train", lambda: bench("bench_train.py", *caffe_args)),
+        ("fidelity", lambda: bench("bench_fidelity.py", *caffe_args)),
+        ("scaling", lambda: relative_figures(bench("bench_scaling.py", "--figures", FIGURES,
+                                                   *clock))),
+        ("profile", lambda: bench("profile_net.py", *clock)
+         + bench("profile_net.py", "--nets", "bn", "--mode", "fast", *clock)),
+        # one core, CPU time: figures that load on the other core barely moves
+        ("peak_1thread", lambda: bench("peak.py", "--threads", "1", *clock)),
+        ("net_1thread", lambda: bench("bench_net.py", "--threads", "1", "--clock", "cpu",
+                                      "--rounds", "4")),
+        ("lmdb", lambda: bench("bench_lmdb.py")),
+        ("compile", lambda: bench("bench_net.py", "--compile", "--net", "bn", "--rounds", "3",
+                                  *clock)),
+        ("long_run", lambda: long_run(args.skip_long_run)),
+    ]
+    for name, measure in parts:
+        out[name] = measure()
+        out["load_end"] = common.load_average()
+        out["minutes"] = (time.time() - started) / 60
+        out["missing"] = [later for later, _ in parts if later not in out]
+        save("cpu", out)
     return out
 
 

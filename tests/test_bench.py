@@ -143,3 +143,14 @@ def test_long_run_section_from_the_recorded_figures():
     assert f"| RSS | {record['rss_start_mib']:.1f} MiB" in text
     assert f"{record['rss_growth_second_half_mib']:+.1f} MiB" in text
     assert "Not measured yet" in "\n".join(report_md.long_run_lines(None))
+
+
+def test_an_interrupted_run_renders_what_it_measured_and_says_what_is_missing(tmp_path):
+    machine = {"cpu": "Test CPU", "cores": 2, "flags": ["avx2"], "gpu": "none", "python": "3.11",
+               "torch": "2.x", "platform": "Linux"}
+    cpu = {"date": "2026-12-01T04:00", "machine": machine, "clock": "wall", "threads": 2,
+           "minutes": 3.0, "load_start": 0.1, "load_end": 0.2,
+           "missing": ["scaling", "profile", "compile"]}
+    text = report_md.markdown(cpu, None, str(tmp_path))
+    assert "Incomplete: the run was stopped before it measured scaling, profile, compile." in text
+    assert "Test CPU, 2 cores" in text
