@@ -380,6 +380,18 @@ def long_run_lines(r):
     ]
 
 
+def parts_line(dates):
+    """When `run_all.py --parts` measured the benchmarks in several runs: which, when."""
+    if len(set(dates.values())) < 2:
+        return []
+    by_date = {}
+    for name, date in dates.items():
+        by_date.setdefault(date, []).append(name)
+    return ["Measured in several runs (`run_all.py --parts`; the minutes above are the last run's): "
+            + "; ".join(f"{', '.join(names)} at {date.replace('T', ' ')}"
+                        for date, names in sorted(by_date.items())) + "."]
+
+
 def markdown(cpu, gpu=None, root=".", demo=None):
     """The whole of BENCHMARKS.md."""
     m = cpu["machine"]
@@ -392,6 +404,7 @@ def markdown(cpu, gpu=None, root=".", demo=None):
            f"Machine: {machine_line(m)}.",
            *([f"Incomplete: the run was stopped before it measured {', '.join(cpu['missing'])}."]
              if cpu.get("missing") else []),
+           *parts_line(cpu.get("parts_dates", {})),
            f"Load average (1 min) {cpu.get('load_start', float('nan')):.2f} at the start and "
            f"{cpu.get('load_end', float('nan')):.2f} at the end, on {m['cores']} cores: figures "
            "taken under load are low; rerun `make bench` on a quiet machine.",

@@ -77,6 +77,10 @@ def run_cpu(args):
     out = {"date": datetime.datetime.now().isoformat(timespec="minutes"),
            "machine": common.machine(), "load_start": common.load_average(),
            "clock": args.clock, "threads": os.cpu_count(), "caffe": caffe}
+    kept = {}
+    if args.parts:     # measure these again, keep the recorded rest
+        kept = load("cpu") or {}
+        out["parts_dates"] = kept.get("parts_dates", {})
     parts = [
         ("peak", lambda: bench("peak.py", *clock)),
         ("net", lambda: bench("bench_net.py", *clock)),
@@ -95,8 +99,20 @@ def run_cpu(args):
                                   *clock)),
         ("long_run", lambda: long_run(args.skip_long_run)),
     ]
+    names = [name for name, _ in parts]
+    chosen = args.parts.split(",") if args.parts else names
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise SystemExit(f"--parts: unknown {', '.join(unknown)}; the parts are {', '.join(names)}")
+    for name in names:
+        if name not in chosen and name in kept:
+            out[name] = kept[name]
     for name, measure in parts:
+        if name not in chosen:
+            continue
         out[name] = measure()
+        out.setdefault("parts_dates", {})[name] = datetime.datetime.now().isoformat(
+            timespec="minutes")
         out["load_end"] = common.load_average()
         out["minutes"] = (time.time() - started) / 60
         out["missing"] = [later for later, _ in parts if later not in out]
@@ -168,6 +184,9 @@ def main(argv=None):
     p.add_argument("--skip-long-run", action="store_true",
                    help="skip the 20,000-iteration memory benchmark (several minutes); "
                         "BENCHMARKS.md then shows its last recorded figures")
+    p.add_argument("--parts", help="comma-separated benchmarks to measure again (peak, net, train, "
+                   "fidelity, scaling, profile, peak_1thread, net_1thread, lmdb, compile, "
+                   "long_run); the others keep their recorded figures")
     p.add_argument("--write-only", action="store_true",
                    help="render BENCHMARKS.md from bench/results/*.json without measuring")
     args = p.parse_args(argv)

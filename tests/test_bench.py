@@ -154,3 +154,8 @@ def test_an_interrupted_run_renders_what_it_measured_and_says_what_is_missing(tm
     text = report_md.markdown(cpu, None, str(tmp_path))
     assert "Incomplete: the run was stopped before it measured scaling, profile, compile." in text
     assert "Test CPU, 2 cores" in text
+    cpu["parts_dates"] = {"peak": "2026-12-01T04:50", "net": "2026-12-01T04:50",
+                          "lmdb": "2026-12-01T04:20"}
+    assert ("Measured in several runs (`run_all.py --parts`; the minutes above are the last run's): "
+            "lmdb at 2026-12-01 04:20; peak, net at 2026-12-01 04:50.") in report_md.markdown(
+                cpu, None, str(tmp_path))
