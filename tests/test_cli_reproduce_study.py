@@ -136,7 +136,7 @@ def test_list_and_bad_options(capsys):
     assert "113,142 training iterations in all" in text   # 54,000 + 2 × 29,571
     assert reproduce.main(["study", "--list"]) == 0
     text = capsys.readouterr().out
-    assert "10 cells × 3 seeds" in text and "106,269 training iterations" in text
-    assert "run only when --cells names them: scale-1000-original" in text
+    assert "10 cells × 3 seeds" in text and "72,327 training iterations" in text
+    assert "run only when --cells names them: scale-200-original" in text and "scale-1000-original" in text
     assert_one_line_error(run_tool("reproduce", "study", "--cells", "scale-7-*", "--list"),
                           "--cells: scale-7-* matches no cell")
