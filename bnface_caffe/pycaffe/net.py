@@ -137,13 +137,8 @@ class Net:
             end_ind = len(self.layers) - 1
             wanted = set(self.outputs + blobs)
         self._check_names(wanted, "forward(blobs=...)")
-        if kwargs:
-            if set(kwargs) != set(self.inputs):
-                raise like(Exception, f"forward(): input blob arguments ({', '.join(sorted(kwargs))}) "
-                                      "do not match the net's inputs "
-                                      f"({', '.join(self.inputs) or 'none'})")
-            for name, array in kwargs.items():
-                self._put(name, array, "data", "forward", "Input")
+        self._put_arguments(kwargs, self.inputs, "data", "forward", "Input",
+                            "input blob arguments", "inputs")
         self._forward(start_ind, end_ind)
         return {name: self.blobs[name].data for name in wanted}
 
@@ -161,15 +156,20 @@ class Net:
             end_ind = 0
             wanted = set(self.inputs + diffs)
         self._check_names(wanted, "backward(diffs=...)")
-        if kwargs:
-            if set(kwargs) != set(self.outputs):
-                raise like(Exception, f"backward(): top diff arguments ({', '.join(sorted(kwargs))}) "
-                                      "do not match the net's outputs "
-                                      f"({', '.join(self.outputs) or 'none'})")
-            for name, array in kwargs.items():
-                self._put(name, array, "diff", "backward", "Diff")
+        self._put_arguments(kwargs, self.outputs, "diff", "backward", "Diff",
+                            "top diff arguments", "outputs")
         self._backward(start_ind, end_ind)
         return {name: self.blobs[name].diff for name in wanted}
+
+    def _put_arguments(self, kwargs, names, field, what, noun, arguments, kind):
+        """forward(**inputs) / backward(**diffs): exactly the net's `names`, each copied in."""
+        if not kwargs:
+            return
+        if set(kwargs) != set(names):
+            raise like(Exception, f"{what}(): {arguments} ({', '.join(sorted(kwargs))}) do not "
+                                  f"match the net's {kind} ({', '.join(names) or 'none'})")
+        for name, array in kwargs.items():
+            self._put(name, array, field, what, noun)
 
     def _put(self, name, array, field, what, noun):
         blob = self.blobs[name]
